@@ -1,0 +1,3 @@
+from labnet.agent.main import main
+
+main()

@@ -1,0 +1,108 @@
+"""Start, query and stop a lab's pod agent (used by `labnet up`, `status` and `down`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+
+from labnet.errors import LabnetError
+from labnet.kernel.teardown import kill_processes
+from labnet.state import StateDir
+
+START_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 60.0
+
+
+def agent_alive(state: StateDir) -> int | None:
+    """The agent's pid when the pid file names a live labnet agent of this lab."""
+    pid = state.agent_pid()
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except FileNotFoundError:
+        return None
+    if b"labnet.agent" in argv and state.lab.encode() in argv:
+        return pid
+    return None
+
+
+def start_agent(state: StateDir) -> int:
+    state.logs_dir.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    with open(state.logs_dir / "agent.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "labnet.agent", "--lab", state.lab,
+             "--ready-fd", str(write_end)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
+            start_new_session=True, close_fds=True,
+        )
+    os.close(write_end)
+    state.agent_pid_path.write_text(f"{process.pid}\n")
+    try:
+        ready, _, _ = select.select([read_end], [], [], START_TIMEOUT)
+        line = os.read(read_end, 64) if ready else b""
+    finally:
+        os.close(read_end)
+    if line.strip() != b"ready":
+        kill_processes([process.pid])
+        tail = ""
+        with contextlib.suppress(OSError):
+            tail = (state.logs_dir / "agent.log").read_text()[-400:].strip()
+        raise LabnetError(f"the pod agent of lab {state.lab} did not start: {tail or 'no output'}")
+    return process.pid
+
+
+def request(state: StateDir, op: str, timeout: float = REQUEST_TIMEOUT) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(state.agent_socket))
+        sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data or b"{}")
+
+
+def ensure_agent(state: StateDir) -> int:
+    """A running agent serving the plan now in the state directory."""
+    pid = agent_alive(state)
+    if pid is not None:
+        with contextlib.suppress(OSError, ValueError):
+            answer = request(state, "reload")
+            if answer.get("ok"):
+                return pid
+        kill_processes([pid])
+    return start_agent(state)
+
+
+def status(state: StateDir) -> dict | None:
+    if agent_alive(state) is None:
+        return None
+    try:
+        return request(state, "status", timeout=10)
+    except (OSError, ValueError):
+        return None
+
+
+def stop_agent(state: StateDir) -> None:
+    pid = agent_alive(state)
+    if pid is not None:
+        with contextlib.suppress(OSError, ValueError):
+            request(state, "stop", timeout=5)
+        deadline = time.monotonic() + 5
+        while agent_alive(state) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kill_processes([pid], grace=1.0)
+    with contextlib.suppress(FileNotFoundError):
+        state.agent_pid_path.unlink()

@@ -1,0 +1,225 @@
+"""The agent process: reads the lab's plan, opens each pod's sockets, runs pod commands,
+answers `reload`, `status` and `stop` on a unix socket in the state directory."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
+from labnet.kernel import nsfs
+from labnet.plan import Plan, PlanPod
+from labnet.state import StateDir
+
+RESTART_BACKOFF_MAX = 30.0
+
+
+@dataclass
+class Command:
+    container: str
+    argv: tuple[str, ...]
+    netns: str
+    log: Path
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    last_exit: int | None = None
+
+
+@dataclass
+class PodRuntime:
+    pod: PlanPod
+    servers: list = field(default_factory=list)  # asyncio Server or DatagramTransport
+    listening: list[str] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def open_socket(netns: str, kind: int, port: int) -> socket.socket:
+    with nsfs.entered(netns):
+        sock = socket.socket(socket.AF_INET, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(512)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def pod_signature(pod: PlanPod) -> tuple:
+    return (pod.netns, pod.ip, pod.node, pod.containers)
+
+
+class Agent:
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+        self.pods: dict[str, PodRuntime] = {}
+        self.stopping = asyncio.Event()
+
+    async def reload(self) -> dict:
+        plan = Plan.from_json(self.state.plan_path.read_text())
+        wanted = {p.key: p for p in plan.pods}
+        for key in list(self.pods):
+            if key not in wanted or pod_signature(self.pods[key].pod) != pod_signature(wanted[key]):
+                self.stop_pod(self.pods.pop(key))
+        for key, pod in wanted.items():
+            if key not in self.pods:
+                self.pods[key] = await self.start_pod(pod)
+        return {"ok": True, "pods": len(self.pods)}
+
+    async def start_pod(self, pod: PlanPod) -> PodRuntime:
+        loop = asyncio.get_running_loop()
+        runtime = PodRuntime(pod)
+        ident = PodIdentity(pod.namespace, pod.name, pod.ip, pod.node)
+        for port in pod.ports:
+            label = f"{port.port}/{port.protocol}"
+            try:
+                if port.protocol == "TCP":
+                    sock = open_socket(pod.netns, socket.SOCK_STREAM, port.port)
+                    server = await loop.create_server(lambda i=ident: HttpProtocol(i), sock=sock)
+                    runtime.servers.append(server)
+                else:
+                    sock = open_socket(pod.netns, socket.SOCK_DGRAM, port.port)
+                    transport, _ = await loop.create_datagram_endpoint(EchoProtocol, sock=sock)
+                    runtime.servers.append(transport)
+                runtime.listening.append(label)
+            except OSError as exc:
+                runtime.errors.append(f"{label}: {exc}")
+        for container in pod.containers:
+            if container.argv:
+                log = self.state.logs_dir / f"{pod.namespace}_{pod.name}_{container.name}.log"
+                cmd = Command(container.name, container.argv, pod.netns, log)
+                self.spawn(cmd)
+                runtime.commands.append(cmd)
+        return runtime
+
+    def spawn(self, cmd: Command) -> None:
+        cmd.log.parent.mkdir(parents=True, exist_ok=True)
+        etc = os.path.join("/etc/netns", cmd.netns)
+        with open(cmd.log, "ab") as out:
+            try:
+                cmd.process = subprocess.Popen(
+                    cmd.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    preexec_fn=lambda: nsfs.enter_for_exec(cmd.netns, etc),  # noqa: PLW1509
+                    close_fds=True, start_new_session=True,
+                )
+            except OSError as exc:
+                out.write(f"labnet: cannot start {cmd.argv[0]}: {exc}\n".encode())
+                cmd.process = None
+                cmd.last_exit = 127
+
+    def stop_pod(self, runtime: PodRuntime) -> None:
+        for server in runtime.servers:
+            server.close()
+        for cmd in runtime.commands:
+            terminate(cmd.process)
+
+    async def supervise(self) -> None:
+        """Restart pod commands that exited (restartPolicy Always), with capped backoff."""
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            for runtime in self.pods.values():
+                for cmd in runtime.commands:
+                    if cmd.process is not None and cmd.process.poll() is not None:
+                        cmd.last_exit = cmd.process.returncode
+                        cmd.process = None
+                        cmd.next_start = now + min(RESTART_BACKOFF_MAX, 2.0 ** cmd.restarts)
+                    if cmd.process is None and now >= cmd.next_start:
+                        cmd.restarts += 1
+                        self.spawn(cmd)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 0.5)
+
+    def status(self) -> dict:
+        pods = {}
+        for key, rt in self.pods.items():
+            pods[key] = {
+                "listening": rt.listening, "errors": rt.errors,
+                "processes": [{"container": c.container, "argv": list(c.argv),
+                               "pid": c.process.pid if c.process else None,
+                               "running": c.process is not None and c.process.poll() is None,
+                               "restarts": max(0, c.restarts), "last_exit": c.last_exit}
+                              for c in rt.commands],
+            }
+        return {"pid": os.getpid(), "pods": pods}
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = json.loads(await reader.readline() or b"{}")
+            op = request.get("op")
+            if op == "reload":
+                answer = await self.reload()
+            elif op == "status":
+                answer = self.status()
+            elif op == "stop":
+                answer = {"ok": True}
+                self.stopping.set()
+            else:
+                answer = {"ok": False, "error": f"unknown op {op!r}"}
+        except Exception as exc:  # a bad request must not bring the agent down
+            answer = {"ok": False, "error": str(exc)}
+        writer.write(json.dumps(answer).encode() + b"\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async def run(self, ready_fd: int | None) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, self.stopping.set)
+        with contextlib.suppress(FileNotFoundError):
+            self.state.agent_socket.unlink()
+        control = await asyncio.start_unix_server(self.handle, path=str(self.state.agent_socket))
+        os.chmod(self.state.agent_socket, 0o600)
+        await self.reload()
+        if ready_fd is not None:
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+        supervisor = asyncio.create_task(self.supervise())
+        await self.stopping.wait()
+        control.close()
+        for runtime in self.pods.values():
+            self.stop_pod(runtime)
+        await supervisor
+        with contextlib.suppress(FileNotFoundError):
+            self.state.agent_socket.unlink()
+
+
+def terminate(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(2)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="labnet pod agent (started by `labnet up`)")
+    parser.add_argument("--lab", required=True)
+    parser.add_argument("--ready-fd", type=int)
+    args = parser.parse_args()
+    state = StateDir(args.lab)
+    try:
+        asyncio.run(Agent(state).run(args.ready_fd))
+    except Exception as exc:
+        print(f"labnet agent: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,199 @@
+"""The `labnet` command: thin click commands over labnet.lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import click
+
+from labnet import __version__
+from labnet import lab as labmod
+from labnet.errors import LabnetError
+from labnet.kernel import nsfs, teardown
+from labnet.lab import Lab, pick_lab, require_root, resolve_target
+from labnet.state import StateDir
+
+
+def fail(error: LabnetError) -> None:
+    for line in str(error).splitlines():
+        click.echo(f"labnet: {line}", err=True)
+    sys.exit(error.exit_code)
+
+
+class LabnetGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LabnetError as error:
+            fail(error)
+        except KeyboardInterrupt:
+            click.echo("labnet: interrupted", err=True)
+            sys.exit(130)
+
+
+def sigterm_as_interrupt() -> None:
+    """SIGTERM during `up` rolls back like Ctrl-C does."""
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
+def print_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def progress_printer(enabled: bool):
+    def show(what: str, done: int, total: int) -> None:
+        if enabled:
+            click.echo(f"\r  {what}: {done}/{total}", nl=done == total, err=True)
+    return show
+
+
+@click.group(cls=LabnetGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labnet")
+def main() -> None:
+    """labnet: a real, miniature Kubernetes network made of Linux network namespaces."""
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the plan (no root, nothing built).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+def up(file: str | None, dry_run: bool, output: str) -> None:
+    """Build the lab in FILE (default: the built-in demo lab), or converge a running one."""
+    lab = Lab.load(file)
+    for warning in lab.spec.warnings:
+        click.echo(f"labnet: warning: {warning}", err=True)
+    if dry_run:
+        plan = lab.plan()
+        click.echo(plan.to_json() if output == "json" else describe_plan(plan), nl=False)
+        return
+    require_root()
+    sigterm_as_interrupt()
+    report = lab.up(progress=progress_printer(output == "text" and sys.stderr.isatty()))
+    if output == "json":
+        print_json(report.__dict__)
+        return
+    if not report.changed:
+        click.echo(f"lab {lab.name} is up; nothing to change")
+    else:
+        click.echo(f"lab {lab.name} is up: {len(report.created_netns)} namespaces created, "
+                   f"{len(report.changes)} fixes, {len(report.removed_netns)} removed")
+        for change in report.changes[:20]:
+            click.echo(f"  fixed: {change}")
+    click.echo(describe_plan(lab.running_plan()), nl=False)
+
+
+def describe_plan(plan) -> str:
+    lines = [f"lab {plan.lab}: underlay {plan.network['underlay_cidr']} "
+             f"(netns {plan.underlay_netns}), external host {plan.external_ip}",
+             f"  pods {plan.network['pod_cidr']}, services {plan.network['service_cidr']}, "
+             f"cluster DNS {plan.network['cluster_dns']}"]
+    for node in plan.nodes:
+        lines.append(f"  node {node.name:<10} eth0 {node.underlay_ip:<15} cni0 {node.pod_cidr:<18}"
+                     f" flannel.1 {node.vtep_ip} ({node.vtep_mac})  netns {node.netns}")
+        for pod in plan.pods_on(node.name):
+            ports = ",".join(f"{p.port}/{p.protocol}" for p in pod.ports) or "-"
+            lines.append(f"    pod {pod.namespace}/{pod.name:<32} {pod.ip:<15} ports {ports}")
+    lines.append(f"try: sudo labnet exec {plan.pods[0].name} -- ping -c1 "
+                 f"{plan.pods[-1].ip}" if plan.pods else "")
+    return "\n".join(lines) + "\n"
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--all", "all_labs", is_flag=True, help="Take down every lab on this machine.")
+def down(name: str | None, all_labs: bool) -> None:
+    """Remove a lab: its namespaces, links, processes, files. Safe after a crashed up."""
+    require_root()
+    names = labmod.running_labs() if all_labs else [pick_lab(name)]
+    for lab_name in names:
+        removed = labmod.down(lab_name)
+        click.echo(f"lab {lab_name} is down ({len(removed)} namespaces removed)")
+
+
+@main.command()
+def clean() -> None:
+    """Remove everything any labnet lab left on this machine."""
+    removed = labmod.clean()
+    click.echo(f"removed {len(removed)} namespaces")
+
+
+@main.command("list")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+def list_cmd(output: str) -> None:
+    """Labs on this machine."""
+    labs = labmod.running_labs()
+    if output == "json":
+        print_json(labs)
+    else:
+        for name in labs:
+            click.echo(name)
+
+
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+def status(lab_name: str | None, output: str) -> None:
+    """Nodes and pods as the kernel has them, servers alive, anything missing or foreign."""
+    require_root()
+    data = labmod.status(pick_lab(lab_name))
+    if output == "json":
+        print_json(data)
+    else:
+        click.echo(format_status(data), nl=False)
+    sys.exit(0 if data["healthy"] else 1)
+
+
+def format_status(data: dict) -> str:
+    agent = data["agent"]
+    lines = [f"lab {data['lab']}: {'healthy' if data['healthy'] else 'DEGRADED'}   "
+             f"pod agent: {'pid ' + str(agent['pid']) if agent['alive'] else 'NOT RUNNING'}",
+             f"{'NODE':<12}{'UNDERLAY IP':<17}{'POD CIDR':<18}{'PODS':<6}STATUS"]
+    for n in data["nodes"]:
+        state = "ok" if n["ready"] else "missing: " + ", ".join(n["missing"])
+        if n["foreign"]:
+            state += "  foreign: " + ", ".join(n["foreign"])
+        lines.append(f"{n['name']:<12}{n['underlay_ip']:<17}{n['pod_cidr']:<18}{n['pods']:<6}"
+                     f"{state}")
+    lines.append("")
+    lines.append(f"{'NAMESPACE':<12}{'POD':<34}{'IP':<15}{'NODE':<10}{'SERVING':<14}STATUS")
+    for p in data["pods"]:
+        serving = ",".join(p["listening"] + [c["container"] for c in p["processes"]
+                                             if c["running"]]) or "-"
+        state = "ok" if p["ready"] else "missing: " + ", ".join(p["missing"])
+        lines.append(f"{p['namespace']:<12}{p['name']:<34}{p['ip']:<15}{p['node']:<10}"
+                     f"{serving:<14}{state}")
+    for stray in data["stray_netns"]:
+        lines.append(f"foreign netns with the lab's prefix: {stray}")
+    return "\n".join(lines) + "\n"
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.argument("target")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec(lab_name: str | None, namespace: str, target: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in a pod (NAME or pod/NAME), a node (node/NAME) or `external`.
+
+    Example: labnet exec client -- curl -s http://172.16.2.2
+    """
+    require_root()
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise LabnetError("exec needs a command after --, e.g. `labnet exec client -- ip addr`")
+    name = pick_lab(lab_name)
+    plan = StateDir(name).read_plan()
+    if plan is None:
+        raise LabnetError(f"lab {name} is not up: `labnet list` shows the labs")
+    netns = resolve_target(plan, target, namespace)
+    nsfs.enter_for_exec(netns, os.path.join(teardown.ETC_NETNS, netns))
+    try:
+        os.execvp(command[0], list(command))
+    except FileNotFoundError:
+        click.echo(f"labnet: {command[0]}: command not found", err=True)
+        sys.exit(127)

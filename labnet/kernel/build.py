@@ -1,0 +1,276 @@
+"""Make the kernel agree with a plan: create what is missing, fix what is wrong, leave the rest.
+
+A namespace created in this run is known to be empty, so it is built without reading anything
+back; an existing one is read once (links, addresses, routes…) and only the differences are
+applied. That makes a second `up` on a running lab a read-only pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from labnet.kernel import nsfs
+from labnet.kernel.netlink import Link, NetnsLink
+from labnet.names import OWNER_PREFIX
+from labnet.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, Plan, PlanNode, PlanPod
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BuildReport:
+    created_netns: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+
+    def change(self, text: str) -> None:
+        self.changes.append(text)
+
+
+def owner_mark(lab: str) -> str:
+    return f"{OWNER_PREFIX}{lab}"
+
+
+class Builder:
+    def __init__(self, plan: Plan, progress: Progress | None = None) -> None:
+        self.plan = plan
+        self.mark = owner_mark(plan.lab)
+        self.report = BuildReport()
+        self.fresh: set[str] = set()
+        self.handles: dict[str, NetnsLink] = {}
+        self._node_links: dict[str, dict[str, Link]] = {}
+        self.progress = progress or (lambda what, done, total: None)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def handle(self, netns: str) -> NetnsLink:
+        if netns not in self.handles:
+            self.handles[netns] = NetnsLink(netns)
+        return self.handles[netns]
+
+    def release(self, netns: str) -> None:
+        handle = self.handles.pop(netns, None)
+        if handle:
+            handle.close()
+
+    def close(self) -> None:
+        for netns in list(self.handles):
+            self.release(netns)
+
+    def node_links(self, netns: str) -> dict[str, Link]:
+        """A node's links, read once per build (pods only look up their own veth in it)."""
+        if netns not in self._node_links:
+            self._node_links[netns] = self.handle(netns).links()
+        return self._node_links[netns]
+
+    def links(self, netns: str) -> dict[str, Link]:
+        if netns in self.fresh:
+            return {}
+        return self.handle(netns).links()
+
+    def ensure_netns(self, netns: str) -> None:
+        if not nsfs.exists(netns):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(nsfs.netns_path(netns))  # an empty file left by a crash
+            nsfs.create(netns)
+            self.fresh.add(netns)
+            self.report.created_netns.append(netns)
+
+    def ensure_loopback(self, netns: str, links: dict[str, Link]) -> None:
+        lo = links.get("lo")
+        if lo is None or not lo.up or lo.alias != self.mark:
+            self.handle(netns).set_link("lo", state="up", ifalias=self.mark)
+            if lo is not None:
+                self.report.change(f"{netns}: lo up and marked")
+
+    def ensure_veth(self, netns: str, links: dict[str, Link], name: str, peer_netns: str,
+                    peer_links: dict[str, Link], peer: str, mtu: int,
+                    master: str | None = None) -> None:
+        """A veth `name` in `netns` whose peer `peer` lives in `peer_netns`."""
+        here, there = links.get(name), peer_links.get(peer)
+        if here and there and here.kind == "veth" and there.kind == "veth":
+            if master and here.master != self.handle(netns).index(master):
+                self.handle(netns).set_link(name, master=self.handle(netns).index(master))
+                self.report.change(f"{netns}: {name} re-attached to {master}")
+            if not here.up:
+                self.handle(netns).set_link(name, state="up")
+                self.report.change(f"{netns}: {name} up")
+            if not there.up:
+                self.handle(peer_netns).set_link(peer, state="up")
+                self.report.change(f"{peer_netns}: {peer} up")
+            return
+        for ns, link, ifname in ((netns, here, name), (peer_netns, there, peer)):
+            if link is not None:
+                self.handle(ns).delete_link(ifname)
+                self.report.change(f"{ns}: removed half a veth pair {ifname}")
+        fd = nsfs.open_fd(peer_netns)
+        try:
+            self.handle(netns).add_veth(name, peer, fd, mtu, self.mark, master)
+        finally:
+            os.close(fd)
+        self.handle(peer_netns).set_link(peer, state="up")
+        if netns not in self.fresh or peer_netns not in self.fresh:
+            self.report.change(f"{netns}: veth {name} <-> {peer_netns}:{peer} created")
+
+    def ensure_addresses(self, netns: str, fresh: bool, wanted: dict[str, set[str]]) -> None:
+        """Exactly these IPv4 addresses on these interfaces."""
+        handle = self.handle(netns)
+        have = set() if fresh else handle.addresses()
+        for ifname, cidrs in wanted.items():
+            for cidr in sorted(cidrs):
+                if (ifname, cidr) not in have:
+                    handle.add_address(ifname, cidr)
+                    if not fresh:
+                        self.report.change(f"{netns}: address {cidr} added to {ifname}")
+            for name, cidr in sorted(have):
+                if name == ifname and cidr not in cidrs:
+                    handle.delete_address(ifname, cidr)
+                    self.report.change(f"{netns}: stray address {cidr} removed from {ifname}")
+
+    # --- the lab ----------------------------------------------------------------------------
+
+    def apply(self) -> BuildReport:
+        plan = self.plan
+        total = len(plan.all_netns())
+        for netns in plan.all_netns():
+            self.ensure_netns(netns)
+        self.progress("namespaces", total, total)
+        self.build_underlay()
+        for i, node in enumerate(plan.nodes, 1):
+            self.build_node(node)
+            self.progress("nodes", i, len(plan.nodes))
+        for i, pod in enumerate(plan.pods, 1):
+            self.build_pod(pod)
+            if i % 25 == 0 or i == len(plan.pods):
+                self.progress("pods", i, len(plan.pods))
+        return self.report
+
+    def build_underlay(self) -> None:
+        plan = self.plan
+        ns = plan.underlay_netns
+        links = self.links(ns)
+        self.ensure_loopback(ns, links)
+        bridge = links.get(UNDERLAY_BRIDGE)
+        if bridge is None or bridge.kind != "bridge":
+            if bridge is not None:
+                self.handle(ns).delete_link(UNDERLAY_BRIDGE)
+            self.handle(ns).add_bridge(UNDERLAY_BRIDGE, int(plan.network["mtu"]), self.mark)
+            if ns not in self.fresh:
+                self.report.change(f"{ns}: bridge {UNDERLAY_BRIDGE} created")
+        elif not bridge.up:
+            self.handle(ns).set_link(UNDERLAY_BRIDGE, state="up")
+        hosts = [(n.underlay_port, n.netns, n.underlay_ip) for n in plan.nodes]
+        hosts.append(("external", plan.external_netns, plan.external_ip))
+        mtu = int(plan.network["mtu"])
+        for port, host_ns, ip in hosts:
+            host_links = self.links(host_ns)
+            self.ensure_loopback(host_ns, host_links)
+            self.ensure_veth(ns, links, port, host_ns, host_links, "eth0", mtu, UNDERLAY_BRIDGE)
+            self.ensure_addresses(host_ns, host_ns in self.fresh,
+                                  {"eth0": {f"{ip}/{plan.underlay_prefixlen}"}})
+        stale = set(links) - {"lo", UNDERLAY_BRIDGE, *(h[0] for h in hosts)}
+        for name in sorted(stale):
+            self.handle(ns).delete_link(name)
+            self.report.change(f"{ns}: stale port {name} removed")
+        self.release(plan.external_netns)
+
+    def build_node(self, node: PlanNode) -> None:
+        plan = self.plan
+        ns = node.netns
+        fresh = ns in self.fresh
+        handle = self.handle(ns)
+        links = self.links(ns)
+        mtu = plan.pod_mtu
+        if fresh or nsfs.read_sysctl(ns, "net/ipv4/ip_forward") != "1":
+            nsfs.write_sysctl(ns, "net/ipv4/ip_forward", "1")
+            if not fresh:
+                self.report.change(f"{ns}: ip_forward on")
+        cni = links.get(POD_BRIDGE)
+        if cni is None or cni.kind != "bridge":
+            if cni is not None:
+                handle.delete_link(POD_BRIDGE)
+            # nf_call_iptables: bridged pod-to-pod traffic on one node must see kube-proxy's
+            # DNAT rules too (a pod calling a service whose endpoint is on the same node).
+            handle.add_bridge(POD_BRIDGE, mtu, self.mark, nf_call_iptables=True)
+            if not fresh:
+                self.report.change(f"{ns}: bridge {POD_BRIDGE} created")
+        elif not cni.up:
+            handle.set_link(POD_BRIDGE, state="up")
+            self.report.change(f"{ns}: {POD_BRIDGE} up")
+        vx = links.get(VXLAN_DEVICE)
+        if vx is None or vx.kind != "vxlan" or vx.mac != node.vtep_mac:
+            if vx is not None:
+                handle.delete_link(VXLAN_DEVICE)
+            handle.add_vxlan(VXLAN_DEVICE, int(plan.network["vxlan_vni"]), node.underlay_ip,
+                             int(plan.network["vxlan_port"]), "eth0", mtu, node.vtep_mac,
+                             self.mark)
+            handle.set_link(VXLAN_DEVICE, state="up")
+            if not fresh:
+                self.report.change(f"{ns}: {VXLAN_DEVICE} created")
+            fresh_vx = True
+        else:
+            fresh_vx = False
+            if not vx.up:
+                handle.set_link(VXLAN_DEVICE, state="up")
+        prefix = plan.network["node_cidr_mask"]
+        self.ensure_addresses(ns, fresh, {POD_BRIDGE: {f"{node.gateway}/{prefix}"},
+                                          VXLAN_DEVICE: {f"{node.vtep_ip}/32"}})
+        self.program_vxlan_peers(node, fresh or fresh_vx)
+
+    def program_vxlan_peers(self, node: PlanNode, fresh: bool) -> None:
+        """What flannel's vxlan backend writes for every other node M: a route to M's pod CIDR
+        via M's VTEP address (onlink), a permanent ARP entry for that address with M's VTEP
+        MAC, and an FDB entry sending that MAC to M's underlay IP."""
+        handle = self.handle(node.netns)
+        others = [m for m in self.plan.nodes if m.name != node.name]
+        vx = handle.index(VXLAN_DEVICE)
+        routes = set() if fresh else handle.routes()
+        neigh = set() if fresh else handle.neighbours(vx)
+        fdb = set() if fresh else handle.fdb(vx)
+        want_routes = {(m.pod_cidr, m.vtep_ip, VXLAN_DEVICE) for m in others}
+        want_neigh = {(m.vtep_ip, m.vtep_mac) for m in others}
+        want_fdb = {(m.vtep_mac, m.underlay_ip) for m in others}
+        for ip, mac in sorted(want_neigh - neigh):
+            handle.add_neighbour(VXLAN_DEVICE, ip, mac)
+        for mac, dst in sorted(want_fdb - fdb):
+            handle.append_fdb(VXLAN_DEVICE, mac, dst)
+        for dst, gateway, _ in sorted(want_routes - routes):
+            handle.add_route(dst, gateway, VXLAN_DEVICE, onlink=True)
+        for dst, _gateway, dev in sorted(routes - want_routes):
+            if dev == VXLAN_DEVICE:
+                handle.delete_route(dst)
+        for ip, mac in sorted(neigh - want_neigh):
+            handle.delete_neighbour(VXLAN_DEVICE, ip, mac)
+        for mac, dst in sorted(fdb - want_fdb):
+            handle.delete_fdb(VXLAN_DEVICE, mac, dst)
+        if not fresh:
+            changed = (want_routes ^ {r for r in routes if r[2] == VXLAN_DEVICE}) | (
+                want_neigh ^ neigh) | (want_fdb ^ fdb)
+            if changed:
+                self.report.change(f"{node.netns}: VXLAN peers reprogrammed")
+
+    def build_pod(self, pod: PlanPod) -> None:
+        plan = self.plan
+        ns = pod.netns
+        fresh = ns in self.fresh
+        node = plan.node(pod.node)
+        links = self.links(ns)
+        self.ensure_loopback(ns, links)
+        node_links = {} if fresh else self.node_links(node.netns)
+        self.ensure_veth(node.netns, node_links, pod.host_veth, ns, links, "eth0", plan.pod_mtu,
+                         POD_BRIDGE)
+        prefix = plan.network["node_cidr_mask"]
+        self.ensure_addresses(ns, fresh, {"eth0": {f"{pod.ip}/{prefix}"}})
+        handle = self.handle(ns)
+        default = ("0.0.0.0/0", node.gateway, "eth0")
+        routes = set() if fresh else handle.routes()
+        if default not in routes:
+            for dst, _gw, _dev in routes:
+                if dst == "0.0.0.0/0":
+                    handle.delete_route(dst)
+            handle.add_route("0.0.0.0/0", node.gateway)
+            if not fresh:
+                self.report.change(f"{ns}: default route via {node.gateway}")
+        self.release(ns)

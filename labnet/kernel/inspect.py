@@ -1,0 +1,58 @@
+"""Read back what is really in the kernel for a plan: present, missing, and foreign objects."""
+
+from __future__ import annotations
+
+from labnet.errors import KernelError
+from labnet.kernel import nsfs
+from labnet.kernel.netlink import NetnsLink
+from labnet.plan import POD_BRIDGE, VXLAN_DEVICE, Plan
+
+
+def check_netns(netns: str, expect: dict[str, set[str]]) -> dict:
+    """Links and addresses of one namespace against what the plan expects there."""
+    if not nsfs.exists(netns):
+        return {"netns": netns, "present": False, "missing": [f"netns {netns}"], "foreign": []}
+    missing, foreign = [], []
+    try:
+        with NetnsLink(netns) as link:
+            links = link.links()
+            addrs = link.addresses()
+    except (OSError, KernelError) as exc:
+        return {"netns": netns, "present": True, "missing": [str(exc)], "foreign": []}
+    for ifname, cidrs in expect.items():
+        found = links.get(ifname)
+        if found is None:
+            missing.append(f"link {ifname}")
+            continue
+        if not found.up:
+            missing.append(f"link {ifname} is down")
+        for cidr in cidrs:
+            if (ifname, cidr) not in addrs:
+                missing.append(f"address {cidr} on {ifname}")
+    return {"netns": netns, "present": True, "missing": missing, "foreign": foreign,
+            "links": sorted(links)}
+
+
+def inspect_plan(plan: Plan) -> dict:
+    prefix = plan.network["node_cidr_mask"]
+    nodes = {}
+    for node in plan.nodes:
+        result = check_netns(node.netns, {
+            "eth0": {f"{node.underlay_ip}/{plan.underlay_prefixlen}"},
+            POD_BRIDGE: {f"{node.gateway}/{prefix}"},
+            VXLAN_DEVICE: {f"{node.vtep_ip}/32"},
+        })
+        expected = {"lo", "eth0", POD_BRIDGE, VXLAN_DEVICE,
+                    *(p.host_veth for p in plan.pods_on(node.name))}
+        result["foreign"] += [f"link {name}" for name in result.get("links", [])
+                              if name not in expected]
+        nodes[node.name] = result
+    pods = {p.key: check_netns(p.netns, {"eth0": {f"{p.ip}/{prefix}"}}) for p in plan.pods}
+    owned = set(plan.all_netns())
+    strays = [n for n in nsfs.list_netns() if n.startswith(f"{plan.lab}-") and n not in owned]
+    return {
+        "underlay": check_netns(plan.underlay_netns, {"br0": set()}),
+        "external": check_netns(plan.external_netns,
+                                {"eth0": {f"{plan.external_ip}/{plan.underlay_prefixlen}"}}),
+        "nodes": nodes, "pods": pods, "stray_netns": strays,
+    }

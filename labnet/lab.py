@@ -1,0 +1,260 @@
+"""The controller: spec → plan → kernel, and the Python API (`labnet.Lab`) over it.
+
+    with Lab.load("lab.yaml") as lab:      # up on enter, down on exit
+        lab.exec("client", ["curl", "-s", "http://172.16.2.2"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labnet.agent import control
+from labnet.errors import LabnetError, LabNotFound, NotRootError, SpecError
+from labnet.kernel import nsfs, teardown
+from labnet.kernel.build import Builder, Progress
+from labnet.kernel.inspect import inspect_plan
+from labnet.model import LabSpec
+from labnet.plan import Plan, PlanPod, make_plan
+from labnet.spec import load_lab
+from labnet.state import StateDir, list_labs
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRootError()
+
+
+@dataclass
+class UpReport:
+    lab: str
+    created_netns: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    removed_netns: list[str] = field(default_factory=list)
+    agent_pid: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created_netns or self.changes or self.removed_netns)
+
+
+class Lab:
+    """One lab: its spec, and the running state under /run/labnet/<name>/."""
+
+    def __init__(self, spec: LabSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.state = StateDir(spec.name)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Lab:
+        """A lab from a lab file, or the built-in default lab."""
+        return cls(load_lab(path))
+
+    def plan(self) -> Plan:
+        """What `up` would build now (pure; keeps the running lab's addresses)."""
+        return make_plan(self.spec, self.state.read_plan() if self.state.exists() else None)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def up(self, progress: Progress | None = None) -> UpReport:
+        require_root()
+        with self.state.locked():
+            previous = self.state.read_plan()
+            plan = make_plan(self.spec, previous)
+            fresh_lab = previous is None and not any(
+                n.startswith(f"{self.name}-") and nsfs.exists(n) for n in nsfs.list_netns())
+            self.state.write_plan(plan)
+            builder = Builder(plan, progress)
+            try:
+                built = builder.apply()
+                builder.close()
+                report = UpReport(self.name, built.created_netns, built.changes)
+                report.agent_pid = control.ensure_agent(self.state)
+                report.removed_netns = self._remove_stale(plan, previous)
+            except BaseException:
+                builder.close()
+                if fresh_lab:  # roll back: a half-built lab is worse than none
+                    self._teardown(plan)
+                raise
+        return report
+
+    def _remove_stale(self, plan: Plan, previous: Plan | None) -> list[str]:
+        """Namespaces the lab owned before but the new plan does not have."""
+        wanted = set(plan.all_netns())
+        candidates = set(previous.all_netns()) if previous else set()
+        candidates |= {n for n in nsfs.list_netns()
+                       if n.startswith(f"{self.name}-") and n not in wanted}
+        stale = sorted(n for n in candidates - wanted
+                       if not nsfs.exists(n) or teardown.owner_of(n) == self.name)
+        return teardown.remove_netns(stale)
+
+    def _teardown(self, plan: Plan | None) -> list[str]:
+        control.stop_agent(self.state)
+        names = set(plan.all_netns()) if plan else set()
+        names |= set(teardown.marked_netns(self.name))
+        removed = teardown.remove_netns(sorted(names))
+        self.state.remove()
+        return removed
+
+    def down(self) -> list[str]:
+        return down(self.name)
+
+    def __enter__(self) -> Lab:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # --- looking and running ----------------------------------------------------------------
+
+    def running_plan(self) -> Plan:
+        plan = self.state.read_plan() if self.state.exists() else None
+        if plan is None:
+            raise LabNotFound(f"lab {self.name} is not up: `labnet up` builds it")
+        return plan
+
+    def status(self) -> dict:
+        return status(self.name)
+
+    def netns_of(self, target: str, namespace: str = "default") -> str:
+        return resolve_target(self.running_plan(), target, namespace)
+
+    def exec(self, target: str, argv: Sequence[str], namespace: str = "default",
+             timeout: float | None = 30, check: bool = False) -> subprocess.CompletedProcess:
+        """Run a command in a pod (`NAME`, `pod/NAME`), a node (`node/NAME`) or `external`."""
+        netns = self.netns_of(target, namespace)
+        etc = os.path.join(teardown.ETC_NETNS, netns)
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=check,
+            preexec_fn=lambda: nsfs.enter_for_exec(netns, etc),  # noqa: PLW1509
+        )
+
+    def pod(self, name: str, namespace: str = "default") -> PlanPod:
+        for pod in self.running_plan().pods:
+            if pod.name == name and pod.namespace == namespace:
+                return pod
+        raise LabnetError(f"no pod {namespace}/{name} in lab {self.name}")
+
+
+def resolve_target(plan: Plan, target: str, namespace: str = "default") -> str:
+    kind, _, name = target.rpartition("/")
+    if target in ("external", "node/external"):
+        return plan.external_netns
+    if target in ("underlay", "node/underlay"):
+        return plan.underlay_netns
+    if kind == "node":
+        for node in plan.nodes:
+            if node.name == name:
+                return node.netns
+        raise SpecError(f"node/{name}", f"no node {name!r} in lab {plan.lab}",
+                        f"nodes are {', '.join(n.name for n in plan.nodes)}")
+    if kind not in ("", "pod", "po", "pods"):
+        raise SpecError(target, f"unknown target kind {kind!r}",
+                        "use NAME, pod/NAME, node/NAME or external")
+    matches = [p for p in plan.pods if p.name == name and p.namespace == namespace]
+    if not matches:
+        prefix = [p for p in plan.pods if p.namespace == namespace and p.name.startswith(name)]
+        if len(prefix) == 1:  # `my-nginx` alone is not a pod, but a unique prefix is handy
+            return prefix[0].netns
+        raise SpecError(target, f"no pod {name!r} in namespace {namespace} of lab {plan.lab}",
+                        "`labnet status` lists the pods")
+    return matches[0].netns
+
+
+def running_labs() -> list[str]:
+    return list_labs()
+
+
+def pick_lab(name: str | None) -> str:
+    """The lab a command acts on: the one named, or the only one running."""
+    if name:
+        return name
+    labs = running_labs()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabNotFound("no lab is running: `labnet up` builds the default lab")
+    raise LabnetError(f"several labs are running ({', '.join(labs)}): choose one with --lab")
+
+
+def down(name: str) -> list[str]:
+    require_root()
+    state = StateDir(name)
+    if not state.exists() and not teardown.marked_netns(name):
+        raise LabNotFound(f"no lab named {name!r} on this machine: `labnet list` shows the labs")
+    with state.locked():
+        plan = state.read_plan()
+        control.stop_agent(state)
+        names = set(plan.all_netns()) if plan else set()
+        names |= set(teardown.marked_netns(name))
+        removed = teardown.remove_netns(sorted(names))
+        state.remove()
+    return removed
+
+
+def clean() -> list[str]:
+    """Remove everything any lab left on this machine (after crashes, or to start over)."""
+    require_root()
+    removed = []
+    labs = set(running_labs()) | {teardown.owner_of(n) for n in teardown.marked_netns()}
+    for lab in sorted(x for x in labs if x):
+        state = StateDir(lab)
+        control.stop_agent(state)
+        plan = None
+        with contextlib.suppress(LabnetError):
+            plan = state.read_plan()
+        names = set(plan.all_netns()) if plan else set()
+        removed += teardown.remove_netns(sorted(names | set(teardown.marked_netns(lab))))
+        state.remove()
+    return removed
+
+
+def status(name: str) -> dict:
+    require_root()
+    state = StateDir(name)
+    plan = state.read_plan() if state.exists() else None
+    if plan is None:
+        raise LabNotFound(f"lab {name} is not up: `labnet list` shows the labs")
+    kernel = inspect_plan(plan)
+    agent = control.status(state)
+    served = agent["pods"] if agent else {}
+    pods = []
+    for pod in plan.pods:
+        seen = kernel["pods"][pod.key]
+        runtime = served.get(pod.key, {})
+        want = [f"{p.port}/{p.protocol}" for p in pod.ports]
+        listening = runtime.get("listening", [])
+        procs = runtime.get("processes", [])
+        missing = list(seen["missing"])
+        missing += [f"server {p}" for p in want if p not in listening]
+        missing += [f"process {p['container']}" for p in procs if not p["running"]]
+        pods.append({
+            "namespace": pod.namespace, "name": pod.name, "ip": pod.ip, "node": pod.node,
+            "netns": pod.netns, "ports": want, "listening": listening, "processes": procs,
+            "ready": not missing, "missing": missing,
+        })
+    nodes = [{
+        "name": n.name, "netns": n.netns, "underlay_ip": n.underlay_ip, "pod_cidr": n.pod_cidr,
+        "pods": len(plan.pods_on(n.name)), "ready": not kernel["nodes"][n.name]["missing"],
+        "missing": kernel["nodes"][n.name]["missing"],
+        "foreign": kernel["nodes"][n.name]["foreign"],
+    } for n in plan.nodes]
+    healthy = (agent is not None and all(p["ready"] for p in pods)
+               and all(n["ready"] for n in nodes) and not kernel["stray_netns"]
+               and not kernel["underlay"]["missing"] and not kernel["external"]["missing"])
+    return {
+        "lab": plan.lab, "healthy": healthy,
+        "agent": {"pid": agent["pid"] if agent else None, "alive": agent is not None},
+        "underlay": {"netns": plan.underlay_netns, "cidr": plan.network["underlay_cidr"],
+                     "missing": kernel["underlay"]["missing"]},
+        "external": {"netns": plan.external_netns, "ip": plan.external_ip,
+                     "missing": kernel["external"]["missing"]},
+        "nodes": nodes, "pods": pods, "stray_netns": kernel["stray_netns"],
+        "network": plan.network,
+    }

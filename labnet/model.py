@@ -1,0 +1,133 @@
+"""The validated model of a lab: what the user asked for, with every default filled in.
+
+Plain frozen dataclasses, no behaviour that touches the machine. `spec.py` and
+`manifests.py` build them from YAML; `plan.py` turns them into a Plan.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+IPv4Network = ipaddress.IPv4Network
+IPv4Address = ipaddress.IPv4Address
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    underlay_cidr: IPv4Network = IPv4Network("192.168.255.0/24")
+    pod_cidr: IPv4Network = IPv4Network("172.16.0.0/16")
+    node_cidr_mask: int = 24
+    service_cidr: IPv4Network = IPv4Network("172.19.0.0/16")
+    cluster_dns: IPv4Address = IPv4Address("172.19.0.10")
+    cluster_domain: str = "cluster.local"
+    vxlan_vni: int = 1
+    vxlan_port: int = 8472
+    mtu: int = 1500
+
+    @property
+    def pod_mtu(self) -> int:
+        """Pods and flannel.1 leave room for the VXLAN header (50 bytes), as flannel does."""
+        return self.mtu - 50
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    address: IPv4Address | None = None
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    port: int
+    protocol: str = "TCP"
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str = ""
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """What runs in the pod: `command` + `args`; empty means labnet's built-in servers."""
+        return self.command + self.args if self.command else ()
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    labels: dict[str, str]
+    containers: tuple[ContainerSpec, ...]
+    node_name: str = ""
+    node_selector: dict[str, str] = field(default_factory=dict)
+    hostname: str = ""
+    subdomain: str = ""
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    namespace: str
+    name: str
+    template: PodTemplate
+    owner: str = ""  # "Deployment/<name>" for pods a Deployment made
+    where: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: dict[str, str] = field(default_factory=dict)
+    # (key, operator, values) with operator In, NotIn, Exists, DoesNotExist
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for key, op, values in self.match_expressions:
+            present = key in labels
+            if op == "In" and not (present and labels[key] in values):
+                return False
+            if op == "NotIn" and present and labels[key] in values:
+                return False
+            if op == "Exists" and not present:
+                return False
+            if op == "DoesNotExist" and present:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    namespace: str
+    name: str
+    replicas: int
+    selector: LabelSelector
+    template: PodTemplate
+    where: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str
+    network: NetworkSpec
+    nodes: tuple[NodeSpec, ...]
+    namespaces: tuple[str, ...]
+    pods: tuple[PodSpec, ...] = ()
+    deployments: tuple[DeploymentSpec, ...] = ()
+    source: str = ""
+    warnings: tuple[str, ...] = ()

@@ -1,0 +1,290 @@
+"""The plan: what the lab must be, computed from the spec alone (pure, deterministic).
+
+`make_plan(spec, previous)` schedules pods onto nodes, allocates every address and names every
+namespace and interface. Given the plan that is running now as `previous`, pods that still exist
+keep their node and IP, so a change to the lab moves only what changed.
+
+The plan is also the lab's record of ownership: it is written to the state directory before any
+kernel object is made, so `down` knows every name even after a crashed `up`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from labnet.checks import Problems
+from labnet.errors import SpecError
+from labnet.model import LabSpec, PodSpec, PodTemplate
+from labnet.names import (
+    disambiguate,
+    host_veth_name,
+    mac_address,
+    netns_name,
+    pod_template_hash,
+    replica_pod_name,
+    underlay_port_name,
+)
+from labnet.spec import FIRST_NODE_HOST
+
+PLAN_VERSION = 1
+UNDERLAY_BRIDGE = "br0"
+VXLAN_DEVICE = "flannel.1"
+POD_BRIDGE = "cni0"
+
+
+@dataclass(frozen=True)
+class PlanPort:
+    port: int
+    protocol: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class PlanContainer:
+    name: str
+    argv: tuple[str, ...] = ()
+    ports: tuple[PlanPort, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanNode:
+    name: str
+    index: int
+    netns: str
+    underlay_ip: str
+    underlay_port: str
+    pod_cidr: str
+    gateway: str
+    vtep_ip: str
+    vtep_mac: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanPod:
+    namespace: str
+    name: str
+    netns: str
+    node: str
+    ip: str
+    host_veth: str
+    labels: dict[str, str] = field(default_factory=dict)
+    owner: str = ""
+    containers: tuple[PlanContainer, ...] = ()
+    hostname: str = ""
+    subdomain: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def ports(self) -> list[PlanPort]:
+        return [p for c in self.containers if not c.argv for p in c.ports]
+
+
+@dataclass(frozen=True)
+class Plan:
+    lab: str
+    network: dict[str, object]
+    underlay_netns: str
+    external_netns: str
+    external_ip: str
+    nodes: tuple[PlanNode, ...]
+    pods: tuple[PlanPod, ...]
+    namespaces: tuple[str, ...] = ()
+    version: int = PLAN_VERSION
+
+    @property
+    def underlay_prefixlen(self) -> int:
+        return ipaddress.IPv4Network(self.network["underlay_cidr"]).prefixlen
+
+    @property
+    def pod_mtu(self) -> int:
+        return int(self.network["mtu"]) - 50
+
+    def node(self, name: str) -> PlanNode:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def pods_on(self, node: str) -> list[PlanPod]:
+        return [p for p in self.pods if p.node == node]
+
+    def all_netns(self) -> list[str]:
+        return [self.underlay_netns, self.external_netns, *(n.netns for n in self.nodes),
+                *(p.netns for p in self.pods)]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        if data.get("version") != PLAN_VERSION:
+            raise ValueError(f"plan version {data.get('version')} is not {PLAN_VERSION}")
+        nodes = tuple(PlanNode(**n) for n in data.pop("nodes"))
+        pods = tuple(
+            PlanPod(**{**p, "containers": tuple(
+                PlanContainer(c["name"], tuple(c["argv"]),
+                              tuple(PlanPort(**port) for port in c["ports"]))
+                for c in p["containers"])})
+            for p in data.pop("pods")
+        )
+        return cls(nodes=nodes, pods=pods, namespaces=tuple(data.pop("namespaces")), **data)
+
+
+def expand_deployments(spec: LabSpec) -> list[PodSpec]:
+    """Explicit pods, then each Deployment's replicas with ReplicaSet-style names."""
+    pods = list(spec.pods)
+    for dep in spec.deployments:
+        template_hash = pod_template_hash(asdict(dep.template))
+        labels = {**dep.template.labels, "pod-template-hash": template_hash}
+        template = PodTemplate(labels, dep.template.containers, dep.template.node_name,
+                               dep.template.node_selector, dep.template.hostname,
+                               dep.template.subdomain)
+        for index in range(dep.replicas):
+            name = replica_pod_name(dep.name, template_hash, index)
+            pods.append(PodSpec(dep.namespace, name, template, f"Deployment/{dep.name}",
+                                dep.where))
+    return pods
+
+
+def node_networks(spec: LabSpec) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
+    """(pod CIDR, underlay IP) of each node: node i gets slice i of podCIDR and host .10+i."""
+    net = spec.network
+    size = 2 ** (32 - net.node_cidr_mask)
+    result = []
+    for index, node in enumerate(spec.nodes, start=1):
+        cidr = ipaddress.IPv4Network((int(net.pod_cidr.network_address) + index * size,
+                                      net.node_cidr_mask))
+        address = node.address or net.underlay_cidr.network_address + FIRST_NODE_HOST - 1 + index
+        result.append((cidr, address))
+    return result
+
+
+def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
+    problems = Problems()
+    net = spec.network
+    external_ip = net.underlay_cidr.broadcast_address - 1
+    nodes = []
+    used_underlay: dict[ipaddress.IPv4Address, str] = {external_ip: "the external host"}
+    for index, (node, (cidr, address)) in enumerate(zip(spec.nodes, node_networks(spec),
+                                                        strict=True), start=1):
+        if address in used_underlay:
+            problems.add(node.where, f"node {node.name}: underlay address {address} is already "
+                         f"used by {used_underlay[address]}", "pick another address")
+        used_underlay[address] = f"node {node.name}"
+        nodes.append(PlanNode(
+            name=node.name, index=index, netns=netns_name(spec.name, node.name),
+            underlay_ip=str(address), underlay_port=underlay_port_name(node.name),
+            pod_cidr=str(cidr), gateway=str(cidr.network_address + 1),
+            vtep_ip=str(cidr.network_address), vtep_mac=mac_address(f"{spec.name}/{node.name}"),
+            labels=dict(node.labels),
+        ))
+    problems.raise_if_any()
+    placed = schedule(spec, expand_deployments(spec), previous)
+    pods = name_pods(spec, placed, nodes)
+    network = {
+        "underlay_cidr": str(net.underlay_cidr), "pod_cidr": str(net.pod_cidr),
+        "node_cidr_mask": net.node_cidr_mask, "service_cidr": str(net.service_cidr),
+        "cluster_dns": str(net.cluster_dns), "cluster_domain": net.cluster_domain,
+        "vxlan_vni": net.vxlan_vni, "vxlan_port": net.vxlan_port, "mtu": net.mtu,
+    }
+    return Plan(
+        lab=spec.name, network=network, underlay_netns=netns_name(spec.name, "underlay"),
+        external_netns=netns_name(spec.name, "external"), external_ip=str(external_ip),
+        nodes=tuple(nodes), pods=tuple(pods), namespaces=spec.namespaces,
+    )
+
+
+def eligible(template: PodTemplate, node_labels: dict[str, str], node_name: str) -> bool:
+    if template.node_name:
+        return template.node_name == node_name
+    return all(node_labels.get(k) == v for k, v in template.node_selector.items())
+
+
+def schedule(spec: LabSpec, pods: list[PodSpec], previous: Plan | None
+             ) -> list[tuple[PodSpec, str, ipaddress.IPv4Address]]:
+    """Place each pod on a node and give it an IP.
+
+    Pods of the previous plan keep node and IP while they still fit; pinned pods go to their
+    node; the rest go to the eligible node with the fewest pods (ties: the first node).
+    """
+    cidrs = {n.name: cidr for n, (cidr, _) in zip(spec.nodes, node_networks(spec), strict=True)}
+    labels = {n.name: n.labels for n in spec.nodes}
+    before = {p.key: p for p in previous.pods} if previous else {}
+    free = {name: [ipaddress.IPv4Address(int(c.network_address) + i)
+                   for i in range(2, c.num_addresses - 1)] for name, c in cidrs.items()}
+    taken: dict[str, set] = {name: set() for name in cidrs}
+    load: Counter = Counter()
+    node_of: dict[str, str] = {}
+    ip_of: dict[str, ipaddress.IPv4Address] = {}
+    for pod in pods:  # first pass: keep what the running lab already has
+        old = before.get(pod.key)
+        if old and old.node in cidrs and eligible(pod.template, labels[old.node], old.node):
+            ip = ipaddress.IPv4Address(old.ip)
+            if ip in free[old.node] and ip not in taken[old.node]:
+                node_of[pod.key], ip_of[pod.key] = old.node, ip
+                taken[old.node].add(ip)
+                load[old.node] += 1
+    order = sorted(range(len(pods)), key=lambda i: (not pods[i].template.node_name, i))
+    problems = Problems()
+    for i in order:
+        pod = pods[i]
+        if pod.key in node_of:
+            continue
+        candidates = [n.name for n in spec.nodes if eligible(pod.template, labels[n.name], n.name)]
+        if not candidates:
+            problems.add(pod.where, f"pod {pod.key}: no node can run it")
+            continue
+        node = min(candidates, key=lambda n: load[n])
+        ip = next((a for a in free[node] if a not in taken[node]), None)
+        if ip is None:
+            problems.add(pod.where, f"pod {pod.key}: node {node} is full: its pod CIDR "
+                         f"{cidrs[node]} holds {len(free[node])} pods",
+                         "use fewer pods, more nodes, or a shorter nodeCIDRMaskSize")
+            continue
+        node_of[pod.key], ip_of[pod.key] = node, ip
+        taken[node].add(ip)
+        load[node] += 1
+    problems.raise_if_any()
+    return [(pod, node_of[pod.key], ip_of[pod.key]) for pod in pods]
+
+
+def name_pods(spec: LabSpec, placed: list, nodes: list[PlanNode]) -> list[PlanPod]:
+    """Netns and host-side veth names, made unique where readable names would collide."""
+    reserved = {netns_name(spec.name, x) for x in ("underlay", "external")}
+    reserved |= {n.netns for n in nodes}
+    wanted = [netns_name(spec.name, pod.namespace, pod.name) for pod, _, _ in placed]
+    counts = Counter(wanted)
+    seen_keys: set[str] = set()
+    result = []
+    veths: dict[str, set[str]] = {n.name: set() for n in nodes}
+    for (pod, node, ip), name in zip(placed, wanted, strict=True):
+        if pod.key in seen_keys:
+            raise SpecError(pod.where, f"pod {pod.key} is declared twice (a Deployment's replica "
+                            "name matches another pod)", "rename one of them")
+        seen_keys.add(pod.key)
+        if counts[name] > 1 or name in reserved:
+            name = disambiguate(name, f"pod:{pod.key}")
+        salt = 0
+        while (veth := host_veth_name(pod.namespace, pod.name, salt)) in veths[node]:
+            salt += 1
+        veths[node].add(veth)
+        containers = tuple(
+            PlanContainer(c.name, c.argv, tuple(PlanPort(p.port, p.protocol, p.name)
+                                                for p in c.ports))
+            for c in pod.template.containers
+        )
+        result.append(PlanPod(
+            namespace=pod.namespace, name=pod.name, netns=name, node=node, ip=str(ip),
+            host_veth=veth, labels=dict(pod.template.labels), owner=pod.owner,
+            containers=containers, hostname=pod.template.hostname,
+            subdomain=pod.template.subdomain,
+        ))
+    return result
