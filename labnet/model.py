@@ -38,7 +38,7 @@ class NodeSpec:
     name: str
     labels: dict[str, str] = field(default_factory=dict)
     address: IPv4Address | None = None
-    where: str = ""
+    where: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class PodSpec:
     name: str
     template: PodTemplate
     owner: str = ""  # "Deployment/<name>" for pods a Deployment made
-    where: str = ""
+    where: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:
@@ -114,7 +114,7 @@ class DeploymentSpec:
     replicas: int
     selector: LabelSelector
     template: PodTemplate
-    where: str = ""
+    where: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install everything labnet needs on a fresh Debian/Ubuntu machine, as root:
+# system packages (iproute2, iptables, curl, ping, tcpdump, conntrack, dig) and a virtualenv
+# at .venv with labnet and its test tools. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (sudo scripts/setup.sh): it installs system packages" >&2
+  exit 1
+fi
+
+packages=(iproute2 iptables iputils-ping curl tcpdump conntrack bind9-dnsutils procps
+          python3 python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# python3 may come from elsewhere (pyenv); only ask apt for it when there is none
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import venv' 2>/dev/null; then
+  missing=("${missing[@]/python3-venv}")
+  missing=("${missing[@]/python3}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+python3 - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"setup.sh: labnet needs Python >= 3.11, this is {sys.version.split()[0]}")
+PY
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "setup.sh: ready: .venv/bin/labnet"

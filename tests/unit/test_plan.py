@@ -1,0 +1,134 @@
+"""Address allocation, scheduling and naming: pure, deterministic, stable across changes."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from labnet.errors import SpecError, SpecErrors
+from labnet.names import IFNAMSIZ, host_veth_name, netns_name, replica_pod_name
+from labnet.plan import Plan, make_plan
+from labnet.spec import load_default, parse_lab_text
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+def lab(text: str):
+    return parse_lab_text(text, "lab.yaml", Path("."))
+
+
+def pods_yaml(n: int, node: str = "") -> str:
+    pin = f"nodeName: {node}, " if node else ""
+    return "".join(
+        f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, "
+        f"spec: {{{pin}containers: [{{name: c}}]}}}}\n" for i in range(n))
+
+
+def test_default_plan_addresses():
+    plan = make_plan(load_default())
+    n1, n2 = plan.nodes
+    assert (n1.underlay_ip, n1.pod_cidr, n1.gateway, n1.vtep_ip) == (
+        "192.168.255.11", "172.16.1.0/24", "172.16.1.1", "172.16.1.0")
+    assert (n2.underlay_ip, n2.pod_cidr, n2.gateway) == ("192.168.255.12", "172.16.2.0/24",
+                                                         "172.16.2.1")
+    assert plan.external_ip == "192.168.255.254"
+    client = next(p for p in plan.pods if p.name == "client")
+    assert (client.node, client.ip, client.netns) == ("node1", "172.16.1.2", "demo-default-client")
+    nginx = [p for p in plan.pods if p.owner == "Deployment/my-nginx"]
+    assert sorted(p.node for p in nginx) == ["node1", "node2"]  # one on each node
+    assert all(p.name.startswith("my-nginx-") and len(p.name.split("-")) == 4 for p in nginx)
+    assert plan.pod_mtu == 1450
+
+
+def test_default_plan_matches_golden_file():
+    """The whole plan of the default lab, byte for byte (regenerate deliberately if changed)."""
+    assert make_plan(load_default()).to_json() == (GOLDEN / "seed.plan.json").read_text()
+
+
+def test_plan_is_deterministic_and_round_trips():
+    a, b = make_plan(load_default()), make_plan(load_default())
+    assert a.to_json() == b.to_json()
+    assert Plan.from_json(a.to_json()) == a
+
+
+def test_previous_plan_keeps_addresses_of_surviving_pods():
+    text = "name: t\nnodes: 2\nmanifests:\n" + pods_yaml(6)
+    before = make_plan(lab(text))
+    # remove p1: everyone else keeps node and IP; a new pod takes the lowest free address
+    after_text = text.replace(pods_yaml(6), pods_yaml(6).replace("name: p1}", "name: new}"))
+    after = make_plan(lab(after_text), previous=before)
+    old = {p.name: (p.node, p.ip) for p in before.pods}
+    new = {p.name: (p.node, p.ip) for p in after.pods}
+    for name in ("p0", "p2", "p3", "p4", "p5"):
+        assert new[name] == old[name]
+    assert new["new"] == old["p1"]
+
+
+def test_spread_and_pinning():
+    plan = make_plan(lab("name: t\nnodes: 3\nmanifests:\n" + pods_yaml(7)))
+    counts = [len(plan.pods_on(n.name)) for n in plan.nodes]
+    assert counts == [3, 2, 2]
+    pinned = make_plan(lab("name: t\nnodes: 3\nmanifests:\n" + pods_yaml(4, "node3")))
+    assert {p.node for p in pinned.pods} == {"node3"}
+    assert [p.ip for p in pinned.pods] == ["172.16.3.2", "172.16.3.3", "172.16.3.4", "172.16.3.5"]
+
+
+def test_node_selector_scheduling():
+    text = ("name: t\nnodes:\n  - node1\n  - {name: node2, labels: {disk: ssd}}\nmanifests:\n"
+            "  - {apiVersion: v1, kind: Pod, metadata: {name: db}, spec: {nodeSelector: "
+            "{disk: ssd}, containers: [{name: c}]}}\n")
+    assert make_plan(lab(text)).pods[0].node == "node2"
+
+
+def test_too_many_pods_for_a_node():
+    text = "name: t\nnodes: 1\nnetwork: {nodeCIDRMaskSize: 28}\nmanifests:\n" + pods_yaml(14)
+    with pytest.raises((SpecError, SpecErrors)) as info:
+        make_plan(lab(text))
+    assert "node node1 is full: its pod CIDR 172.16.0.16/28 holds 13 pods" in str(info.value)
+
+
+def test_node_cidr_mask_and_count_limits():
+    plan = make_plan(lab("name: t\nnodes: 3\nnetwork: {podCIDR: 10.244.0.0/16, "
+                         "nodeCIDRMaskSize: 26}\n"))
+    assert [n.pod_cidr for n in plan.nodes] == ["10.244.0.64/26", "10.244.0.128/26",
+                                                "10.244.0.192/26"]
+
+
+def test_explicit_node_address_conflict():
+    text = "name: t\nnodes:\n  - node1\n  - {name: node2, address: 192.168.255.11}\n"
+    with pytest.raises(SpecError, match="192.168.255.11 is already used by node node1"):
+        make_plan(lab(text))
+
+
+def test_names_fit_kernel_limits():
+    long_pod = "p" * 200
+    name = netns_name("lab", "default", long_pod)
+    assert len(name) <= 64 and name == netns_name("lab", "default", long_pod)
+    assert len(host_veth_name("default", long_pod)) <= IFNAMSIZ
+    assert replica_pod_name("web", "abc", 0) != replica_pod_name("web", "abc", 1)
+
+
+def test_colliding_netns_names_are_disambiguated():
+    text = ("name: t\nnodes: 1\nmanifests:\n"
+            "  - {apiVersion: v1, kind: Namespace, metadata: {name: a-b}}\n"
+            "  - {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n"
+            "  - {apiVersion: v1, kind: Pod, metadata: {name: c, namespace: a-b}, "
+            "spec: {containers: [{name: c}]}}\n"
+            "  - {apiVersion: v1, kind: Pod, metadata: {name: b-c, namespace: a}, "
+            "spec: {containers: [{name: c}]}}\n")
+    plan = make_plan(lab(text))
+    names = [p.netns for p in plan.pods]
+    assert len(set(names)) == 2 and all(n.startswith("t-a-b-c-") for n in names)
+
+
+def test_plan_json_is_sorted_and_versioned():
+    data = make_plan(load_default()).to_json()
+    assert '"version": 1' in data
+    with pytest.raises(ValueError):
+        Plan.from_json(data.replace('"version": 1', '"version": 99'))
+
+
+def test_plan_dataclasses_are_frozen():
+    plan = make_plan(load_default())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.nodes[0].name = "x"  # type: ignore[misc]
