@@ -66,10 +66,9 @@ class Lab:
         with self.state.locked():
             previous = self.state.read_plan()
             plan = make_plan(self.spec, previous)
-            fresh_lab = previous is None and not any(
-                n.startswith(f"{self.name}-") and nsfs.exists(n) for n in nsfs.list_netns())
+            fresh_lab = previous is None and not teardown.marked_netns(self.name)
             self.state.write_plan(plan)
-            builder = Builder(plan, progress)
+            builder = Builder(plan, progress, set(previous.all_netns()) if previous else set())
             try:
                 built = builder.apply()
                 builder.close()
@@ -79,7 +78,7 @@ class Lab:
             except BaseException:
                 builder.close()
                 if fresh_lab:  # roll back: a half-built lab is worse than none
-                    self._teardown(plan)
+                    self._rollback(builder.report.created_netns)
                 raise
         return report
 
@@ -93,13 +92,12 @@ class Lab:
                        if not nsfs.exists(n) or teardown.owner_of(n) == self.name)
         return teardown.remove_netns(stale)
 
-    def _teardown(self, plan: Plan | None) -> list[str]:
+    def _rollback(self, created: list[str]) -> None:
+        """Undo a first `up` that failed: what this run created and what carries the lab's
+        mark, never a namespace someone else made under a name the plan wanted."""
         control.stop_agent(self.state)
-        names = set(plan.all_netns()) if plan else set()
-        names |= set(teardown.marked_netns(self.name))
-        removed = teardown.remove_netns(sorted(names))
+        teardown.remove_netns(sorted(set(created) | set(teardown.marked_netns(self.name))))
         self.state.remove()
-        return removed
 
     def down(self) -> list[str]:
         return down(self.name)

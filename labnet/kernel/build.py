@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from labnet.errors import KernelError
 from labnet.kernel import nsfs
 from labnet.kernel.netlink import Link, NetnsLink
 from labnet.names import OWNER_PREFIX
@@ -34,8 +35,11 @@ def owner_mark(lab: str) -> str:
 
 
 class Builder:
-    def __init__(self, plan: Plan, progress: Progress | None = None) -> None:
+    def __init__(self, plan: Plan, progress: Progress | None = None,
+                 adoptable: set[str] | None = None) -> None:
         self.plan = plan
+        # unmarked namespaces that are still ours: named by the plan of a crashed earlier run
+        self.adoptable = adoptable or set()
         self.mark = owner_mark(plan.lab)
         self.report = BuildReport()
         self.fresh: set[str] = set()
@@ -68,7 +72,13 @@ class Builder:
     def links(self, netns: str) -> dict[str, Link]:
         if netns in self.fresh:
             return {}
-        return self.handle(netns).links()
+        links = self.handle(netns).links()
+        lo = links.get("lo")
+        if (lo is None or lo.alias != self.mark) and netns not in self.adoptable:
+            raise KernelError(f"netns {netns} exists but labnet did not make it for lab "
+                              f"{self.plan.lab}: refusing to touch it (remove it with "
+                              f"`ip netns del {netns}` if it is yours, or rename the lab)")
+        return links
 
     def ensure_netns(self, netns: str) -> None:
         if not nsfs.exists(netns):
@@ -262,7 +272,11 @@ class Builder:
         self.ensure_veth(node.netns, node_links, pod.host_veth, ns, links, "eth0", plan.pod_mtu,
                          POD_BRIDGE)
         prefix = plan.network["node_cidr_mask"]
+        changes = len(self.report.changes)
         self.ensure_addresses(ns, fresh, {"eth0": {f"{pod.ip}/{prefix}"}})
+        if len(self.report.changes) > changes:
+            # the node may hold a FAILED ARP entry from while the pod was broken
+            self.handle(node.netns).forget_neighbour(POD_BRIDGE, pod.ip)
         handle = self.handle(ns)
         default = ("0.0.0.0/0", node.gateway, "eth0")
         routes = set() if fresh else handle.routes()

@@ -33,6 +33,32 @@ def check_netns(netns: str, expect: dict[str, set[str]]) -> dict:
             "links": sorted(links)}
 
 
+def check_vxlan_peers(plan: Plan, node) -> list[str]:
+    """Routes, ARP and FDB entries flannel would have written for every other node."""
+    if not nsfs.exists(node.netns):
+        return []
+    missing = []
+    try:
+        with NetnsLink(node.netns) as link:
+            links = link.links()
+            if VXLAN_DEVICE not in links:
+                return []
+            vx = links[VXLAN_DEVICE].index
+            routes, neigh, fdb = link.routes(), link.neighbours(vx), link.fdb(vx)
+    except (OSError, KernelError) as exc:
+        return [str(exc)]
+    for other in plan.nodes:
+        if other.name == node.name:
+            continue
+        if (other.pod_cidr, other.vtep_ip, VXLAN_DEVICE) not in routes:
+            missing.append(f"route {other.pod_cidr} via {VXLAN_DEVICE}")
+        if (other.vtep_ip, other.vtep_mac) not in neigh:
+            missing.append(f"ARP entry {other.vtep_ip} on {VXLAN_DEVICE}")
+        if (other.vtep_mac, other.underlay_ip) not in fdb:
+            missing.append(f"FDB entry {other.vtep_mac} -> {other.underlay_ip}")
+    return missing
+
+
 def inspect_plan(plan: Plan) -> dict:
     prefix = plan.network["node_cidr_mask"]
     nodes = {}
@@ -46,6 +72,7 @@ def inspect_plan(plan: Plan) -> dict:
                     *(p.host_veth for p in plan.pods_on(node.name))}
         result["foreign"] += [f"link {name}" for name in result.get("links", [])
                               if name not in expected]
+        result["missing"] += check_vxlan_peers(plan, node)
         nodes[node.name] = result
     pods = {p.key: check_netns(p.netns, {"eth0": {f"{p.ip}/{prefix}"}}) for p in plan.pods}
     owned = set(plan.all_netns())

@@ -186,6 +186,14 @@ class NetnsLink:
         self._call(f"deleting neighbour {ip} on {dev}", "neigh", "del",
                    ifindex=self.index(dev), dst=ip, lladdr=mac)
 
+    def forget_neighbour(self, dev: str, ip: str) -> None:
+        """Drop a (possibly FAILED) cache entry, so the next packet asks ARP again at once."""
+        for m in self._call(f"listing neighbours on {dev}", "get_neighbours",
+                            family=socket.AF_INET, ifindex=self.index(dev), dst=ip):
+            if not m["state"] & NUD_PERMANENT:
+                self._call(f"deleting neighbour {ip} on {dev}", "neigh", "del",
+                           ifindex=self.index(dev), dst=ip)
+
     def append_fdb(self, dev: str, mac: str, dst: str) -> None:
         self._call(f"adding fdb {mac} -> {dst} on {dev}", "fdb", "append",
                    ifindex=self.index(dev), lladdr=mac, dst=dst, state=NUD_PERMANENT,

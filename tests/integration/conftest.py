@@ -1,0 +1,84 @@
+"""Fixtures for tests that build real labs: each test's lab has its own name and is always
+taken down, pass or fail. Skipped unless root on Linux."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labnet import lab as labmod
+from labnet.errors import LabNotFound
+from labnet.lab import Lab
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = (ROOT / "examples" / "seed.yaml").read_text()
+_counter = itertools.count(1)
+
+if os.geteuid() != 0:
+    pytest.skip("integration tests need root (real network namespaces)", allow_module_level=True)
+
+
+def unique_name() -> str:
+    return f"t{os.getpid() % 100000}n{next(_counter)}"
+
+
+def lab_text(text: str, name: str) -> str:
+    lines = text.splitlines()
+    return "\n".join(f"name: {name}" if line.startswith("name:") else line for line in lines) + "\n"
+
+
+def take_down(name: str) -> None:
+    try:
+        labmod.down(name)
+    except LabNotFound:
+        pass
+
+
+@pytest.fixture
+def make_lab(tmp_path):
+    """make_lab(yaml_text, up=True) -> Lab with a unique name, removed after the test."""
+    names: list[str] = []
+
+    def factory(text: str = SEED, up: bool = True) -> Lab:
+        name = unique_name()
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(lab_text(text, name))
+        names.append(name)
+        lab = Lab.load(path)
+        lab.path = path  # type: ignore[attr-defined]
+        if up:
+            lab.up()
+        return lab
+
+    yield factory
+    for name in names:
+        take_down(name)
+
+
+@pytest.fixture(scope="module")
+def seed_lab(tmp_path_factory):
+    """The default lab under a unique name, shared by the read-only tests of a module."""
+    name = unique_name()
+    path = tmp_path_factory.mktemp("seed") / "seed.yaml"
+    path.write_text(lab_text(SEED, name))
+    lab = Lab.load(path)
+    lab.path = path  # type: ignore[attr-defined]
+    try:
+        lab.up()
+        yield lab
+    finally:
+        take_down(name)
+
+
+def labnet_cli(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labnet", *args], capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
+
+
+def parse_whoami(text: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in text.strip().splitlines() if ": " in line)
