@@ -1,0 +1,220 @@
+"""up/down leave the machine exactly as it was; crashes and interrupts are cleaned up."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labnet.kernel import nsfs
+from tests.integration.conftest import labnet_cli, lab_text, parse_whoami, take_down, unique_name
+
+
+def run(*argv: str) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return result.stdout if result.returncode == 0 else f"<{argv[0]} failed: {result.returncode}>"
+
+
+def root_sysctls() -> dict[str, str]:
+    paths = ["/proc/sys/net/ipv4/ip_forward", *glob.glob("/proc/sys/net/ipv4/conf/all/*"),
+             *glob.glob("/proc/sys/net/bridge/*"), *glob.glob("/proc/sys/net/ipv6/conf/all/*")]
+    values = {}
+    for path in sorted(paths):
+        try:
+            values[path] = Path(path).read_text()
+        except OSError:
+            continue
+    return values
+
+
+def machine_snapshot() -> dict[str, object]:
+    """What a lab must never leave behind or change, seen from the root namespace."""
+    return {
+        "netns": nsfs.list_netns(),
+        "links": run("ip", "-o", "link", "show"),
+        "addresses": run("ip", "-o", "addr", "show"),
+        "routes": run("ip", "route", "show", "table", "all"),
+        "rules": run("ip", "rule", "show"),
+        "iptables-legacy": strip_comments(run("iptables-legacy-save")),
+        "iptables-nft": strip_comments(run("iptables-nft-save")),
+        "sysctls": root_sysctls(),
+        "mounts": sorted(line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()),
+        "run-labnet": sorted(glob.glob("/run/labnet/**", recursive=True)),
+        "etc-netns": sorted(glob.glob("/etc/netns/**", recursive=True)),
+        "agents": sorted(p for p in glob.glob("/proc/[0-9]*/cmdline")
+                         if b"labnet.agent" in _read(p)),
+    }
+
+
+def strip_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""
+
+
+def test_up_then_down_leaves_the_machine_as_it_was(make_lab):
+    before = machine_snapshot()
+    lab = make_lab()
+    during = machine_snapshot()
+    assert len(during["netns"]) == len(before["netns"]) + len(lab.running_plan().all_netns())
+    # nothing of the lab shows in the root namespace while it runs either
+    for key in ("links", "addresses", "routes", "rules", "iptables-legacy", "iptables-nft",
+                "sysctls"):
+        assert during[key] == before[key], key
+    result = labnet_cli("down", lab.name)
+    assert result.returncode == 0, result.stderr
+    assert machine_snapshot() == before
+
+
+def test_down_after_sigkilled_up_cleans_everything(tmp_path):
+    before = machine_snapshot()
+    name = unique_name()
+    pods = "".join(f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: "
+                   f"{{containers: [{{name: c, ports: [{{containerPort: 80}}]}}]}}}}\n"
+                   for i in range(150))
+    path = tmp_path / "big.yaml"
+    path.write_text(f"name: {name}\nnodes: 3\nmanifests:\n{pods}")
+    proc = subprocess.Popen([sys.executable, "-m", "labnet", "up", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            built = [n for n in nsfs.list_netns() if n.startswith(f"{name}-")]
+            if len(built) >= 40:
+                break
+            time.sleep(0.005)
+        proc.kill()
+        proc.wait()
+        assert built, "up never got going"
+        assert [n for n in nsfs.list_netns() if n.startswith(f"{name}-")]
+        result = labnet_cli("down", name)
+        assert result.returncode == 0, result.stderr
+    finally:
+        proc.kill()
+        take_down(name)
+    assert machine_snapshot() == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_up_rolls_back(tmp_path, sig):
+    before = machine_snapshot()
+    name = unique_name()
+    pods = "".join(f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: "
+                   f"{{containers: [{{name: c}}]}}}}\n" for i in range(150))
+    path = tmp_path / "big.yaml"
+    path.write_text(f"name: {name}\nnodes: 2\nmanifests:\n{pods}")
+    proc = subprocess.Popen([sys.executable, "-m", "labnet", "up", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if len([n for n in nsfs.list_netns() if n.startswith(f"{name}-")]) >= 20:
+                break
+            time.sleep(0.005)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err
+    finally:
+        proc.kill()
+        take_down(name)
+    assert machine_snapshot() == before
+
+
+def test_failure_half_way_rolls_back_and_spares_foreign_netns(tmp_path):
+    name = unique_name()
+    path = tmp_path / "lab.yaml"
+    path.write_text(lab_text((Path(__file__).parents[2] / "examples" / "seed.yaml").read_text(),
+                             name))
+    foreign = f"{name}-default-client"  # someone else's namespace, under a name the plan wants
+    subprocess.run(["ip", "netns", "add", foreign], check=True)
+    before = machine_snapshot()
+    try:
+        result = labnet_cli("up", str(path))
+        assert result.returncode == 3
+        assert f"netns {foreign} exists but labnet did not make it" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert machine_snapshot() == before  # rolled back; the foreign netns is still there
+        assert nsfs.exists(foreign)
+    finally:
+        subprocess.run(["ip", "netns", "del", foreign], check=False)
+        take_down(name)
+
+
+def test_pod_command_udp_echo_and_processes_end_with_down(make_lab):
+    text = """
+name: x
+nodes: 2
+manifests:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: web}
+    spec:
+      nodeName: node2
+      containers:
+        - name: py
+          command: [python3, -m, http.server, "8080", --bind, 0.0.0.0]
+          ports: [{containerPort: 8080}]
+        - name: echo
+          ports: [{containerPort: 5353, protocol: UDP}]
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: client}
+    spec: {nodeName: node1, containers: [{name: c}]}
+"""
+    lab = make_lab(text)
+    web = lab.pod("web")
+    for _ in range(50):  # the program needs a moment to start
+        result = lab.exec("client", ["curl", "-s", "-m", "2", f"http://{web.ip}:8080/"])
+        if result.returncode == 0:
+            break
+        time.sleep(0.1)
+    assert "Directory listing" in result.stdout
+    udp = ("import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+           "s.settimeout(3); s.sendto(b'hello labnet', (sys.argv[1], 5353)); "
+           "print(s.recvfrom(100)[0].decode())")
+    echo = lab.exec("client", [sys.executable, "-c", udp, web.ip])
+    assert echo.stdout.strip() == "hello labnet", echo.stderr
+    status = lab.status()
+    (pod,) = [p for p in status["pods"] if p["name"] == "web"]
+    assert pod["listening"] == ["5353/UDP"] and pod["processes"][0]["running"]
+    pid = pod["processes"][0]["pid"]
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino == nsfs.inode(web.netns)
+    lab.down()
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_two_labs_side_by_side_and_down_all(make_lab):
+    a, b = make_lab(), make_lab()
+    assert a.exec("client", ["ping", "-c1", "-W2", a.pod("client").ip]).returncode == 0
+    # same addresses in both labs, fully separate
+    assert a.pod("client").ip == b.pod("client").ip
+    listed = labnet_cli("list").stdout.split()
+    assert a.name in listed and b.name in listed
+    result = labnet_cli("status")
+    assert result.returncode != 0 and "several labs are running" in result.stderr
+    assert labnet_cli("down", a.name).returncode == 0
+    assert b.status()["healthy"]
+    nginx = next(p for p in b.running_plan().pods if p.node == "node2")
+    answer = parse_whoami(b.exec("client", ["curl", "-s", "-m", "3", f"http://{nginx.ip}"]).stdout)
+    assert answer["pod"] == nginx.name
+
+
+def test_not_root_is_said_plainly():
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+         "labnet", "up"], capture_output=True, text=True, timeout=30, cwd="/")
+    assert result.returncode == 77
+    assert "labnet needs root" in result.stderr and "sudo" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
