@@ -190,7 +190,7 @@ def down(name: str) -> list[str]:
         plan = state.read_plan()
         control.stop_agent(state)
         names = set(plan.all_netns()) if plan else set()
-        names |= set(teardown.marked_netns(name))
+        names |= set(teardown.marked_netns(name, known=names))
         removed = teardown.remove_netns(sorted(names))
         state.remove()
     return removed
@@ -208,7 +208,8 @@ def clean() -> list[str]:
         with contextlib.suppress(LabnetError):
             plan = state.read_plan()
         names = set(plan.all_netns()) if plan else set()
-        removed += teardown.remove_netns(sorted(names | set(teardown.marked_netns(lab))))
+        names |= set(teardown.marked_netns(lab, known=names))
+        removed += teardown.remove_netns(sorted(names))
         state.remove()
     return removed
 

@@ -11,17 +11,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(iproute2 iptables iputils-ping curl tcpdump conntrack bind9-dnsutils procps
-          python3 python3-venv)
+          util-linux)
+# python3 may come from elsewhere (pyenv); ask apt for it only when there is none with venv
+if ! { command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null; }; then
+  packages+=(python3 python3-venv)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-# python3 may come from elsewhere (pyenv); only ask apt for it when there is none
-if command -v python3 >/dev/null 2>&1 && python3 -c 'import venv' 2>/dev/null; then
-  missing=("${missing[@]/python3-venv}")
-  missing=("${missing[@]/python3}")
-fi
-missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -84,9 +84,9 @@ class Builder:
         if not nsfs.exists(netns):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(nsfs.netns_path(netns))  # an empty file left by a crash
-            nsfs.create(netns)
+            self.report.created_netns.append(netns)  # before: a rollback must find even a
+            nsfs.create(netns)                        # creation that was interrupted
             self.fresh.add(netns)
-            self.report.created_netns.append(netns)
 
     def ensure_loopback(self, netns: str, links: dict[str, Link]) -> None:
         lo = links.get("lo")

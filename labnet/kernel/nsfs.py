@@ -66,21 +66,25 @@ def exists(name: str) -> bool:
 
 
 def create(name: str) -> None:
+    """Create netns `name`. An interrupt at any point leaves this thread in the root namespace
+    (the switch back is in a `finally` that also runs if we never left) and at worst an empty
+    /run/netns/<name> file, which `delete` removes."""
     path = netns_path(name)
     os.makedirs(NETNS_DIR, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
-    os.close(fd)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    done = False
     try:
-        _check(_libc.unshare(CLONE_NEWNET), "unshare", name)
         try:
+            _check(_libc.unshare(CLONE_NEWNET), "unshare", name)
             _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND,
                                None), "mount", name)
         finally:
             _check(_libc.setns(ROOT_FD, CLONE_NEWNET), "setns back to the root namespace")
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
+        done = True
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def delete(name: str) -> bool:
@@ -110,14 +114,13 @@ def entered(name: str) -> Iterator[None]:
     fd = open_fd(name)
     try:
         _check(_libc.setns(fd, CLONE_NEWNET), "setns", name)
-        try:
-            if _ns_inode("/proc/thread-self/ns/net") == ROOT_INODE:
-                raise SealError(f"netns {name} is the root network namespace: refusing to use it")
-            yield
-        finally:
-            _check(_libc.setns(ROOT_FD, CLONE_NEWNET), "setns back to the root namespace")
+        if _ns_inode("/proc/thread-self/ns/net") == ROOT_INODE:
+            raise SealError(f"netns {name} is the root network namespace: refusing to use it")
+        yield
     finally:
+        # also when setns itself was interrupted: returning to the root is always safe
         os.close(fd)
+        _check(_libc.setns(ROOT_FD, CLONE_NEWNET), "setns back to the root namespace")
 
 
 def enter_for_exec(name: str, etc_dir: str | None = None) -> None:

@@ -35,11 +35,12 @@ def owner_of(netns: str) -> str | None:
     return None
 
 
-def marked_netns(lab: str | None = None) -> list[str]:
-    """Namespaces marked by `lab` (any lab when None)."""
+def marked_netns(lab: str | None = None, known: set[str] | frozenset = frozenset()) -> list[str]:
+    """Namespaces marked by `lab` (any lab when None), besides the `known` ones (whose
+    ownership the caller already has from the plan, so they need not be opened and read)."""
     found = []
     for name in nsfs.list_netns():
-        if lab is not None and not name.startswith(f"{lab}-"):
+        if name in known or (lab is not None and not name.startswith(f"{lab}-")):
             continue
         owner = owner_of(name)
         if owner is not None and (lab is None or owner == lab):

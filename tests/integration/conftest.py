@@ -3,6 +3,7 @@ taken down, pass or fail. Skipped unless root on Linux."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import subprocess
@@ -33,10 +34,8 @@ def lab_text(text: str, name: str) -> str:
 
 
 def take_down(name: str) -> None:
-    try:
+    with contextlib.suppress(LabNotFound):
         labmod.down(name)
-    except LabNotFound:
-        pass
 
 
 @pytest.fixture

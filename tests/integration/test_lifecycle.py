@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from labnet.kernel import nsfs
-from tests.integration.conftest import labnet_cli, lab_text, parse_whoami, take_down, unique_name
+from tests.integration.conftest import lab_text, labnet_cli, parse_whoami, take_down, unique_name
 
 
 def run(*argv: str) -> str:
