@@ -39,6 +39,17 @@ def test_every_pod_and_node_is_where_the_plan_says(seed_lab):
         for pod in plan.pods_on(node.name):
             assert links[pod.host_veth].master == links["cni0"].index
         assert nsfs.read_sysctl(node.netns, "net/ipv4/ip_forward") == "1"
+    node1 = plan.node("node1")
+    cni = seed_lab.exec("node/node1", ["ip", "-d", "link", "show", "cni0"]).stdout
+    assert "nf_call_iptables 1" in cni  # same-node service traffic must see iptables
+    vxlan = seed_lab.exec("node/node1", ["ip", "-d", "link", "show", "flannel.1"]).stdout
+    assert f"vxlan id 1 local {node1.underlay_ip} dev eth0" in vxlan
+    assert "dstport 8472" in vxlan and "nolearning" in vxlan
+    fdb = seed_lab.exec("node/node1", ["bridge", "fdb", "show", "dev", "flannel.1"]).stdout
+    node2 = plan.node("node2")
+    assert f"{node2.vtep_mac} dst {node2.underlay_ip} self permanent" in fdb
+    neigh = seed_lab.exec("node/node1", ["ip", "neigh", "show", "dev", "flannel.1"]).stdout
+    assert f"{node2.vtep_ip} lladdr {node2.vtep_mac} PERMANENT" in neigh
     for pod in plan.pods:
         with NetnsLink(pod.netns) as link:
             assert ("eth0", f"{pod.ip}/24") in link.addresses()

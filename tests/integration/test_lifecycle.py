@@ -218,3 +218,31 @@ def test_not_root_is_said_plainly():
     assert result.returncode == 77
     assert "labnet needs root" in result.stderr and "sudo" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_commands_on_one_lab_never_interleave(make_lab):
+    """While one command holds the lab's lock, another waits for it, then runs."""
+    import threading
+
+    lab = make_lab()
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold():
+        with lab.state.locked():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    down = subprocess.Popen([sys.executable, "-m", "labnet", "down", lab.name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    assert down.poll() is None  # still waiting for the lock
+    assert lab.status()["healthy"]
+    release.set()
+    holder.join()
+    out, err = down.communicate(timeout=30)
+    assert down.returncode == 0, err
+    assert not [n for n in nsfs.list_netns() if n.startswith(f"{lab.name}-")]
