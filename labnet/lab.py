@@ -15,7 +15,7 @@ from pathlib import Path
 
 from labnet.agent import control
 from labnet.errors import LabnetError, LabNotFound, NotRootError, SpecError
-from labnet.kernel import nsfs, teardown
+from labnet.kernel import nsfs, proxy, teardown
 from labnet.kernel.build import Builder, Progress
 from labnet.kernel.inspect import inspect_plan
 from labnet.model import LabSpec
@@ -36,10 +36,12 @@ class UpReport:
     changes: list[str] = field(default_factory=list)
     removed_netns: list[str] = field(default_factory=list)
     agent_pid: int = 0
+    rules: dict[str, dict] = field(default_factory=dict)  # nodes whose rules were rewritten
+    conntrack_cleared: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.created_netns or self.changes or self.removed_netns)
+        return bool(self.created_netns or self.changes or self.removed_netns or self.rules)
 
 
 class Lab:
@@ -73,6 +75,10 @@ class Lab:
                 built = builder.apply()
                 builder.close()
                 report = UpReport(self.name, built.created_netns, built.changes)
+                rules = proxy.sync(plan, self.state, previous)
+                report.rules = {node: r for node, r in rules.nodes.items()
+                                if r["rewritten"] or r["deleted"]}
+                report.conntrack_cleared = rules.conntrack_cleared
                 report.agent_pid = control.ensure_agent(self.state)
                 report.removed_netns = self._remove_stale(plan, previous)
             except BaseException:

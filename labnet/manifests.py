@@ -25,10 +25,13 @@ from labnet.model import (
     ContainerPort,
     ContainerSpec,
     DeploymentSpec,
+    EndpointSliceSpec,
     LabelSelector,
     PodSpec,
     PodTemplate,
+    ServiceSpec,
 )
+from labnet.service_manifests import parse_endpoint_slice, parse_service
 from labnet.yamlsrc import Located
 
 TOP_FIELDS = {"apiVersion", "kind", "metadata", "spec", "status"}
@@ -69,7 +72,8 @@ IGNORED_KINDS = {
     "ClusterRoleBinding", "PersistentVolumeClaim", "PodDisruptionBudget",
     "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress",
 }
-SUPPORTED = {("v1", "Namespace"), ("v1", "Pod"), ("apps/v1", "Deployment")}
+SUPPORTED = {("v1", "Namespace"), ("v1", "Pod"), ("apps/v1", "Deployment"), ("v1", "Service"),
+             ("discovery.k8s.io/v1", "EndpointSlice")}
 
 
 @dataclass
@@ -79,6 +83,8 @@ class Workloads:
     namespaces: list[tuple[str, str]] = field(default_factory=list)  # (name, where)
     pods: list[PodSpec] = field(default_factory=list)
     deployments: list[DeploymentSpec] = field(default_factory=list)
+    services: list[ServiceSpec] = field(default_factory=list)
+    endpoint_slices: list[EndpointSliceSpec] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -110,7 +116,8 @@ def parse_manifest(obj: Any, where: str, out: Workloads, problems: Problems) -> 
         problems.add(obj.where("kind"), f"unsupported manifest kind {kind!r} (apiVersion {api})",
                      f"labnet understands {known}")
         return
-    check_fields(obj, TOP_FIELDS, kind, problems)
+    if kind != "EndpointSlice":
+        check_fields(obj, TOP_FIELDS, kind, problems)
     meta = get_map(obj, "metadata", kind, problems, required=True)
     check_fields(meta, META_FIELDS, f"{kind} metadata", problems)
     name = get_str(meta, "name", f"{kind} metadata", problems, required=True)
@@ -125,7 +132,18 @@ def parse_manifest(obj: Any, where: str, out: Workloads, problems: Problems) -> 
     check_dns_label(namespace, meta.where("namespace"), f"{what}: namespace", problems)
     check_dns_subdomain(name, meta.where("name"), f"{kind} name", problems)
     labels = check_labels(meta.get("labels"), meta, f"{what} labels", problems)
+    if kind == "EndpointSlice":
+        eps = parse_endpoint_slice(obj, meta, namespace, name, labels, problems)
+        if eps:
+            out.endpoint_slices.append(eps)
+        return
     spec = get_map(obj, "spec", what, problems, required=True)
+    if kind == "Service":
+        check_dns_label(name, meta.where("name"), "Service name", problems)
+        service = parse_service(spec, namespace, name, obj.where(), problems)
+        if service:
+            out.services.append(service)
+        return
     if kind == "Pod":
         template = parse_pod_spec(spec, labels, what, problems)
         out.pods.append(PodSpec(namespace, name, template, where=obj.where()))

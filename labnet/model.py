@@ -122,6 +122,63 @@ class DeploymentSpec:
 
 
 @dataclass(frozen=True)
+class ServicePortSpec:
+    port: int
+    protocol: str = "TCP"
+    name: str = ""
+    target_port: int | str = 0  # a number, or the name of a containerPort; 0: same as port
+    node_port: int = 0
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    namespace: str
+    name: str
+    type: str = "ClusterIP"  # ClusterIP, NodePort, LoadBalancer, ExternalName
+    selector: dict[str, str] | None = None  # None: endpoints come from EndpointSlices
+    ports: tuple[ServicePortSpec, ...] = ()
+    cluster_ip: str = ""  # "" allocate, "None" headless
+    external_ips: tuple[str, ...] = ()
+    load_balancer_ip: str = ""
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    session_affinity_timeout: int = 0  # > 0: sessionAffinity ClientIP
+    external_traffic_local: bool = False
+    internal_traffic_local: bool = False
+    health_check_node_port: int = 0
+    external_name: str = ""
+    publish_not_ready: bool = False
+    where: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip == "None"
+
+
+@dataclass(frozen=True)
+class SliceEndpoint:
+    addresses: tuple[str, ...]
+    node_name: str = ""
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+    hostname: str = ""
+
+
+@dataclass(frozen=True)
+class EndpointSliceSpec:
+    namespace: str
+    name: str
+    service: str  # the kubernetes.io/service-name label
+    endpoints: tuple[SliceEndpoint, ...] = ()
+    ports: tuple[tuple[str, str, int], ...] = ()  # (name, protocol, port)
+    where: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
 class LabSpec:
     name: str
     network: NetworkSpec
@@ -129,5 +186,7 @@ class LabSpec:
     namespaces: tuple[str, ...]
     pods: tuple[PodSpec, ...] = ()
     deployments: tuple[DeploymentSpec, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
+    endpoint_slices: tuple[EndpointSliceSpec, ...] = ()
     source: str = ""
     warnings: tuple[str, ...] = ()

@@ -27,6 +27,7 @@ from labnet.names import (
     replica_pod_name,
     underlay_port_name,
 )
+from labnet.services_plan import PlanEndpoint, PlanService, PlanServicePort, plan_services
 from labnet.spec import FIRST_NODE_HOST
 
 PLAN_VERSION = 1
@@ -96,6 +97,7 @@ class Plan:
     nodes: tuple[PlanNode, ...]
     pods: tuple[PlanPod, ...]
     namespaces: tuple[str, ...] = ()
+    services: tuple[PlanService, ...] = ()
     version: int = PLAN_VERSION
 
     @property
@@ -135,7 +137,22 @@ class Plan:
                 for c in p["containers"])})
             for p in data.pop("pods")
         )
-        return cls(nodes=nodes, pods=pods, namespaces=tuple(data.pop("namespaces")), **data)
+        services = tuple(
+            PlanService(**{**s, "ports": tuple(
+                PlanServicePort(**{**p, "endpoints": tuple(PlanEndpoint(**e)
+                                                           for e in p["endpoints"])})
+                for p in s["ports"]),
+                **{k: tuple(s[k]) for k in ("external_ips", "load_balancer_ips",
+                                            "load_balancer_source_ranges")}})
+            for s in data.pop("services", []))
+        return cls(nodes=nodes, pods=pods, namespaces=tuple(data.pop("namespaces")),
+                   services=services, **data)
+
+    def service(self, key: str) -> PlanService:
+        for svc in self.services:
+            if svc.key == key:
+                return svc
+        raise KeyError(key)
 
 
 def expand_deployments(spec: LabSpec) -> list[PodSpec]:
@@ -189,6 +206,8 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
     problems.raise_if_any()
     placed = schedule(spec, expand_deployments(spec), previous)
     pods = name_pods(spec, placed, nodes)
+    hosts = {n.name: n.underlay_ip for n in nodes} | {"external": str(external_ip)}
+    services = plan_services(spec, pods, hosts, list(previous.services) if previous else [])
     network = {
         "underlay_cidr": str(net.underlay_cidr), "pod_cidr": str(net.pod_cidr),
         "node_cidr_mask": net.node_cidr_mask, "service_cidr": str(net.service_cidr),
@@ -199,6 +218,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
         lab=spec.name, network=network, underlay_netns=netns_name(spec.name, "underlay"),
         external_netns=netns_name(spec.name, "external"), external_ip=str(external_ip),
         nodes=tuple(nodes), pods=tuple(pods), namespaces=spec.namespaces,
+        services=tuple(services),
     )
 
 

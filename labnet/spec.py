@@ -90,10 +90,13 @@ def parse_lab_docs(docs: list, source: str, base: Path) -> LabSpec:
             except SpecError as exc:
                 problems.extend(exc)
     namespaces = check_workloads(workloads, nodes, problems)
+    check_services(workloads, network, namespaces, problems)
     problems.raise_if_any()
     return LabSpec(
         name=name, network=network, nodes=tuple(nodes), namespaces=namespaces,
-        pods=tuple(workloads.pods), deployments=tuple(workloads.deployments), source=source,
+        pods=tuple(workloads.pods), deployments=tuple(workloads.deployments),
+        services=tuple(workloads.services), endpoint_slices=tuple(workloads.endpoint_slices),
+        source=source,
         warnings=tuple(workloads.warnings),
     )
 
@@ -159,10 +162,19 @@ def parse_network_section(net: Located, problems: Problems) -> NetworkSpec:
     )
 
 
+def load_balancer_pool(underlay: ipaddress.IPv4Network) -> tuple[int, int]:
+    """LoadBalancer addresses (as ints, inclusive): the top quarter of the underlay, below the
+    external host (the broadcast address - 1)."""
+    base = int(underlay.network_address)
+    return base + underlay.num_addresses * 3 // 4, int(underlay.broadcast_address) - 2
+
+
 def max_nodes(network: NetworkSpec) -> int:
-    """Node i (1-based) gets the i-th node-sized slice of podCIDR and host .10+i on the underlay."""
+    """Node i (1-based) gets the i-th node-sized slice of podCIDR and host .10+i on the underlay,
+    below the LoadBalancer pool."""
     by_pods = 2 ** (network.node_cidr_mask - network.pod_cidr.prefixlen) - 1
-    by_underlay = network.underlay_cidr.num_addresses - FIRST_NODE_HOST - 2  # external, broadcast
+    pool_start, _ = load_balancer_pool(network.underlay_cidr)
+    by_underlay = pool_start - int(network.underlay_cidr.network_address) - FIRST_NODE_HOST
     return max(0, min(by_pods, by_underlay))
 
 
@@ -246,3 +258,59 @@ def check_workloads(work: Workloads, nodes: list[NodeSpec], problems: Problems) 
             problems.add(obj.where, f"{key}: no node matches nodeSelector "
                          f"{template.node_selector}", "label a node in the lab file's nodes list")
     return tuple(namespaces)
+
+
+def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str, ...],
+                   problems: Problems) -> None:
+    """Services against each other, the network and the pods they select."""
+    cluster_ips: dict[str, str] = {str(network.cluster_dns): "the cluster DNS service"}
+    node_ports: dict[tuple[int, str], str] = {}
+    seen: dict[str, str] = {}
+    templates = [(p.namespace, p.template) for p in work.pods]
+    templates += [(d.namespace, d.template) for d in work.deployments]
+    by_key = {}
+    for svc in work.services:
+        key = svc.key
+        by_key[key] = svc
+        if key in seen:
+            problems.add(svc.where, f"duplicate Service {key}", f"first at {seen[key]}")
+        seen[key] = svc.where
+        if svc.namespace not in namespaces:
+            problems.add(svc.where, f"Service {key}: namespace {svc.namespace!r} does not exist",
+                         "add a v1 Namespace manifest for it")
+        if svc.cluster_ip and not svc.headless:
+            ip = ipaddress.IPv4Address(svc.cluster_ip)
+            cidr = network.service_cidr
+            if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
+                problems.add(svc.where, f"Service {key}: clusterIP {ip} is not a usable address "
+                             f"of serviceCIDR {cidr}", "pick one inside it, or leave it out")
+            elif svc.cluster_ip in cluster_ips:
+                problems.add(svc.where, f"Service {key}: clusterIP {ip} is already taken by "
+                             f"{cluster_ips[svc.cluster_ip]}", "pick another, or leave it out")
+            cluster_ips[svc.cluster_ip] = f"Service {key}"
+        for port in svc.ports:
+            if port.node_port:
+                taken = node_ports.get((port.node_port, port.protocol))
+                if taken:
+                    problems.add(svc.where, f"Service {key}: nodePort {port.node_port}/"
+                                 f"{port.protocol} is already taken by {taken}",
+                                 "pick another, or leave it out")
+                node_ports[(port.node_port, port.protocol)] = f"Service {key}"
+            if isinstance(port.target_port, str) and svc.selector:
+                selected = [t for ns, t in templates if ns == svc.namespace
+                            and all(t.labels.get(k) == v for k, v in svc.selector.items())]
+                declared = {p.name for t in selected for c in t.containers for p in c.ports
+                            if p.protocol == port.protocol}
+                if selected and port.target_port not in declared:
+                    problems.add(svc.where, f"Service {key}: targetPort {port.target_port!r} is "
+                                 "not a containerPort name of any pod it selects",
+                                 "name the port in the pod's containers, or use a number")
+    for eps in work.endpoint_slices:
+        target = by_key.get(f"{eps.namespace}/{eps.service}")
+        if eps.service and target is None:
+            problems.add(eps.where, f"EndpointSlice {eps.namespace}/{eps.name}: no Service "
+                         f"{eps.service!r} in namespace {eps.namespace}")
+        elif target is not None and target.selector is not None:
+            problems.add(eps.where, f"EndpointSlice {eps.namespace}/{eps.name}: Service "
+                         f"{eps.service} has a selector, so its endpoints come from its pods",
+                         "remove the selector to give endpoints by hand")

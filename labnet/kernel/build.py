@@ -155,7 +155,36 @@ class Builder:
             self.build_pod(pod)
             if i % 25 == 0 or i == len(plan.pods):
                 self.progress("pods", i, len(plan.pods))
+        self.build_load_balancers()
         return self.report
+
+    def build_load_balancers(self) -> None:
+        """The lab's load balancer: the external host routes each LoadBalancer IP to the nodes
+        that can serve it (all of them; with externalTrafficPolicy Local, only nodes with a
+        local endpoint, as a cloud LB's health checks would decide), spreading flows (ECMP)."""
+        plan = self.plan
+        ns = plan.external_netns
+        handle = self.handle(ns)
+        node_ip = {n.name: n.underlay_ip for n in plan.nodes}
+        wanted: dict[str, list[str]] = {}
+        for svc in plan.services:
+            for ip in svc.load_balancer_ips:
+                nodes = list(node_ip)
+                if svc.external_traffic_local:
+                    local = {e.node for p in svc.ports for e in p.endpoints if e.ready}
+                    nodes = [n for n in nodes if n in local]
+                if nodes:
+                    wanted[f"{ip}/32"] = sorted(node_ip[n] for n in nodes)
+        have = {} if ns in self.fresh else handle.host_routes()
+        for dst, gateways in sorted(wanted.items()):
+            if have.get(dst) != gateways:
+                handle.replace_multipath_route(dst, gateways)
+                if ns not in self.fresh:
+                    self.report.change(f"{ns}: load balancer route {dst} via {gateways}")
+        for dst in sorted(set(have) - set(wanted)):
+            handle.delete_route(dst)
+            self.report.change(f"{ns}: stale load balancer route {dst} removed")
+        self.release(ns)
 
     def build_underlay(self) -> None:
         plan = self.plan
@@ -184,7 +213,6 @@ class Builder:
         for name in sorted(stale):
             self.handle(ns).delete_link(name)
             self.report.change(f"{ns}: stale port {name} removed")
-        self.release(plan.external_netns)
 
     def build_node(self, node: PlanNode) -> None:
         plan = self.plan
@@ -193,10 +221,13 @@ class Builder:
         handle = self.handle(ns)
         links = self.links(ns)
         mtu = plan.pod_mtu
-        if fresh or nsfs.read_sysctl(ns, "net/ipv4/ip_forward") != "1":
-            nsfs.write_sysctl(ns, "net/ipv4/ip_forward", "1")
-            if not fresh:
-                self.report.change(f"{ns}: ip_forward on")
+        # ip_forward: a node routes for its pods; route_localnet: kube-proxy's localhost
+        # NodePorts (127.0.0.1:<nodePort>) need it, and kube-proxy sets it the same way
+        for key in ("net/ipv4/ip_forward", "net/ipv4/conf/all/route_localnet"):
+            if fresh or nsfs.read_sysctl(ns, key) != "1":
+                nsfs.write_sysctl(ns, key, "1")
+                if not fresh:
+                    self.report.change(f"{ns}: {key} = 1")
         cni = links.get(POD_BRIDGE)
         if cni is None or cni.kind != "bridge":
             if cni is not None:
@@ -228,6 +259,15 @@ class Builder:
         self.ensure_addresses(ns, fresh, {POD_BRIDGE: {f"{node.gateway}/{prefix}"},
                                           VXLAN_DEVICE: {f"{node.vtep_ip}/32"}})
         self.program_vxlan_peers(node, fresh or fresh_vx)
+        # the underlay's "router" is the external host: a node needs a default route for its
+        # own connections to ClusterIPs (routing happens before the OUTPUT chain's DNAT)
+        routes = set() if fresh else handle.routes()
+        if ("0.0.0.0/0", plan.external_ip, "eth0") not in routes:
+            if any(r[0] == "0.0.0.0/0" for r in routes):
+                handle.delete_route("0.0.0.0/0")
+            handle.add_route("0.0.0.0/0", plan.external_ip)
+            if not fresh:
+                self.report.change(f"{ns}: default route via {plan.external_ip}")
 
     def program_vxlan_peers(self, node: PlanNode, fresh: bool) -> None:
         """What flannel's vxlan backend writes for every other node M: a route to M's pod CIDR
@@ -271,6 +311,13 @@ class Builder:
         node_links = {} if fresh else self.node_links(node.netns)
         self.ensure_veth(node.netns, node_links, pod.host_veth, ns, links, "eth0", plan.pod_mtu,
                          POD_BRIDGE)
+        host = node_links.get(pod.host_veth)
+        if host is None or not host.hairpin:
+            # hairpin, as the CNI bridge plugin sets it: a pod that reaches its own Service may
+            # be DNATed back to itself, out of the port the packet came in on
+            self.handle(node.netns).set_hairpin(pod.host_veth)
+            if host is not None:
+                self.report.change(f"{node.netns}: hairpin on {pod.host_veth}")
         prefix = plan.network["node_cidr_mask"]
         changes = len(self.report.changes)
         self.ensure_addresses(ns, fresh, {"eth0": {f"{pod.ip}/{prefix}"}})

@@ -35,6 +35,7 @@ class Link:
     mac: str
     alias: str
     peer_index: int = 0  # veth: the peer's ifindex (IFLA_LINK)
+    hairpin: bool = False  # bridge port: send frames back out the port they came in on
 
 
 class NetnsLink:
@@ -74,12 +75,14 @@ class NetnsLink:
         for msg in self._call("listing links", "get_links"):
             info = msg.get_attr("IFLA_LINKINFO")
             kind = info.get_attr("IFLA_INFO_KIND") if info else ""
+            port = info.get_attr("IFLA_INFO_SLAVE_DATA") if info else None
             name = msg.get_attr("IFLA_IFNAME")
             result[name] = Link(
                 index=msg["index"], name=name, kind=kind or "", up=bool(msg["flags"] & IFF_UP),
                 master=msg.get_attr("IFLA_MASTER") or 0, mtu=msg.get_attr("IFLA_MTU") or 0,
                 mac=msg.get_attr("IFLA_ADDRESS") or "", alias=msg.get_attr("IFLA_IFALIAS") or "",
                 peer_index=msg.get_attr("IFLA_LINK") or 0,
+                hairpin=bool(port and port.get_attr("IFLA_BRPORT_MODE")),
             )
         self._index = {name: link.index for name, link in result.items()}
         return result
@@ -102,6 +105,17 @@ class NetnsLink:
             dst = f"{m.get_attr('RTA_DST') or '0.0.0.0'}/{m['dst_len']}"
             result.add((dst, m.get_attr("RTA_GATEWAY") or "",
                         names.get(m.get_attr("RTA_OIF"), "")))
+        return result
+
+    def host_routes(self) -> dict[str, list[str]]:
+        """/32 routes of the main table and their next hops (several for ECMP), sorted."""
+        result = {}
+        for m in self._call("listing routes", "get_routes", family=socket.AF_INET, table=254):
+            if m["dst_len"] != 32 or m["type"] != 1:
+                continue
+            hops = [m.get_attr("RTA_GATEWAY")] if m.get_attr("RTA_GATEWAY") else [
+                h.get_attr("RTA_GATEWAY") for h in (m.get_attr("RTA_MULTIPATH") or [])]
+            result[f"{m.get_attr('RTA_DST')}/32"] = sorted(h for h in hops if h)
         return result
 
     def neighbours(self, ifindex: int) -> set[tuple[str, str]]:
@@ -133,6 +147,9 @@ class NetnsLink:
     def delete_link(self, name: str) -> None:
         self._call(f"deleting {name}", "link", "del", index=self.index(name))
         self._index.pop(name, None)
+
+    def set_hairpin(self, name: str) -> None:
+        self._call(f"setting hairpin on {name}", "brport", "set", index=self.index(name), mode=1)
 
     def add_bridge(self, name: str, mtu: int, alias: str, nf_call_iptables: bool = False) -> None:
         extra = {"br_nf_call_iptables": 1} if nf_call_iptables else {}
@@ -174,6 +191,15 @@ class NetnsLink:
             extra["flags"] = RTNH_F_ONLINK
         self._call(f"adding route {dst} via {gateway}", "route", "add", dst=dst,
                    gateway=gateway, **extra)
+
+    def replace_multipath_route(self, dst: str, gateways: list[str]) -> None:
+        """One route over several next hops (ECMP), like a load balancer spreading flows."""
+        if len(gateways) == 1:
+            self._call(f"setting route {dst}", "route", "replace", dst=dst, gateway=gateways[0],
+                       proto=RTPROT_BOOT)
+            return
+        self._call(f"setting route {dst}", "route", "replace", dst=dst, proto=RTPROT_BOOT,
+                   multipath=[{"gateway": gw} for gw in gateways])
 
     def delete_route(self, dst: str) -> None:
         self._call(f"deleting route {dst}", "route", "del", dst=dst)

@@ -1,0 +1,349 @@
+"""Install a node's kube-proxy ruleset with python-iptables (libiptc, the legacy backend).
+
+Each node is synced in a child process that enters the node's netns and opens fresh libiptc
+handles there, so a commit can only land in that namespace (python-iptables caches tables by
+name per process) and nothing keeps the namespace alive afterwards. Per table: one atomic
+commit. Only chains whose rules changed since the last sync are rewritten; stale KUBE- chains
+are deleted; kube-proxy's jumps from the built-in chains are prepended where missing.
+
+Speed: turning argv into a libiptc entry through python-iptables parses every option through
+xtables (~0.7 ms a rule). Rules of one *shape* (same options, other addresses, ports, names)
+differ only in a few fixed fields, so each shape is parsed once with sentinel values, and
+every further rule is the template's bytes with its values written in. The first rule of each
+shape is also built the slow way and compared byte for byte; a shape that does not match is
+always built the slow way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import socket
+import struct
+import traceback
+from dataclasses import dataclass, field
+
+from labnet.errors import KernelError
+from labnet.kernel import nsfs
+
+SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
+BUILTIN = {"filter": ("INPUT", "FORWARD", "OUTPUT"),
+           "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
+FIELD_SIZES = {"comment": 256, "name": 200, "chain": 29}
+
+
+@dataclass
+class TablePlan:
+    """What the child does to one table."""
+
+    name: str
+    rewrite: dict[str, list[tuple[str, ...]]]  # chain -> every rule's argv
+    keep: list[str]  # chains that exist and stay as they are
+    jumps: list[tuple[str, tuple[str, ...]]]  # (built-in chain, argv) in prepend order
+    full: bool  # no trusted record of the kernel: delete every unknown service chain
+
+
+@dataclass
+class SyncResult:
+    node: str
+    rewritten: int = 0
+    rules: int = 0
+    deleted: list[str] = field(default_factory=list)
+    templates: int = 0
+    slow_rules: int = 0
+
+
+# --- the child: argv -> libiptc entries ------------------------------------------------------
+
+def _is_service_chain(name: str) -> bool:
+    return name.startswith(SERVICE_CHAIN_PREFIXES)
+
+
+class EntryFactory:
+    """argv -> libiptc entry bytes, one python-iptables parse per rule shape."""
+
+    def __init__(self, iptc) -> None:
+        self.iptc = iptc
+        self.templates: dict[tuple, tuple[bytes, list] | None] = {}
+        self.slow = 0
+
+    # shape: argv with variable values replaced by their kind
+    @staticmethod
+    def shape_of(args: tuple[str, ...]) -> tuple[tuple, list[tuple[str, str]]]:
+        shape: list = []
+        values: list[tuple[str, str]] = []
+        prev = ""
+        for arg in args:
+            kind = None
+            if prev in ("-d", "-s") and "/" not in arg:
+                kind = "ip"
+            elif prev == "--dport":
+                kind = "port"
+            elif prev == "--comment":
+                kind = "comment"
+            elif prev == "--to-destination":
+                kind = "hostport"
+            elif prev == "--probability":
+                kind = "probability"
+            elif prev == "--name":
+                kind = "name"
+            elif prev == "--seconds":
+                kind = "seconds"
+            elif prev == "-j" and _is_service_chain(arg):
+                kind = "chain"
+            if kind:
+                shape.append((kind,))
+                values.append((kind, arg))
+            else:
+                shape.append(arg)
+            prev = arg
+        return tuple(shape), values
+
+    def build_slow(self, args: tuple[str, ...]) -> bytes:
+        return bytes(self.make_rule(args).rule)
+
+    def make_rule(self, args: tuple[str, ...]):
+        """A python-iptables Rule from argv, parsed option by option (the slow way)."""
+        iptc = self.iptc
+        rule = iptc.Rule()
+        current = None
+        negate = False
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            bang = "!" if negate else ""
+            negate = False
+            if arg == "!":
+                negate = True
+                i += 1
+                continue
+            if arg in ("-s", "-d", "-p", "-i", "-o"):
+                attr = {"-s": "src", "-d": "dst", "-p": "protocol", "-i": "in_interface",
+                        "-o": "out_interface"}[arg]
+                setattr(rule, attr, bang + nxt)
+                i += 2
+            elif arg == "-m":
+                current = rule.create_match(nxt)
+                i += 2
+            elif arg == "-j":
+                current = rule.create_target(nxt)
+                if nxt == "MASQUERADE":
+                    # python-iptables does not run the extension's init, which sets the
+                    # IPv4 range count (rangesize) to 1: without it the kernel says EINVAL
+                    header = ctypes.sizeof(iptc.xtables.xt_entry_target)
+                    current._target_buf[header] = 1  # little-endian u32 1
+                i += 2
+            elif arg.startswith("--"):
+                takes = nxt is not None and not nxt.startswith("-") and nxt != "!"
+                value = nxt if takes else ""
+                current.set_parameter(arg[2:], (bang + value) if bang else value)
+                i += 2 if takes else 1
+            else:
+                raise ValueError(f"cannot read rule argument {arg!r} in {args}")
+        if rule.target is None:  # a rule with no target (KUBE-FW's last rule) just counts
+            rule.create_target("")
+        return rule
+
+    def sentinel_args(self, args, values) -> tuple[tuple[str, ...], list]:
+        """The rule with a unique, recognisable value in every variable slot."""
+        out = list(args)
+        slots = []
+        positions = [i for i, a in enumerate(args) if i > 0 and
+                     self.shape_of((args[i - 1], a))[1]]
+        for k, (pos, (kind, value)) in enumerate(zip(positions, values, strict=True)):
+            ip = f"198.51.100.{200 + k}"
+            port = 48640 + k
+            sentinel = {
+                "ip": ip, "port": str(port), "comment": f"labnet-sentinel-{k:02d}-comment",
+                "hostport": f"{ip}:{port}", "probability": f"0.{k + 1:02d}23456789",
+                "name": f"LABNET-SENTINEL-{k:02d}", "seconds": str(987000 + k),
+                # a jump's chain must exist when python-iptables parses it: the real one serves
+                "chain": value,
+            }[kind]
+            out[pos] = sentinel
+            slots.append((kind, sentinel))
+        return tuple(out), slots
+
+    def locate(self, blob: bytes, slots: list) -> list | None:
+        """Offsets of each slot's sentinel encodings in the template, or None if ambiguous."""
+        fields = []
+        for index, (kind, sentinel) in enumerate(slots):
+            found = []
+            if kind in ("ip", "hostport"):
+                ip = sentinel.split(":")[0]
+                found += [(o, "ip", index) for o in _find_all(blob, socket.inet_aton(ip))]
+            if kind in ("port", "hostport"):
+                port = int(sentinel.rsplit(":", 1)[-1])
+                found += [(o, "port_le", index) for o in _find_all(blob, struct.pack("<H", port))]
+                found += [(o, "port_be", index) for o in _find_all(blob, struct.pack(">H", port))]
+            if kind in ("comment", "name", "chain"):
+                found += [(o, kind, index) for o in _find_all(blob, sentinel.encode() + b"\0")]
+            if kind == "probability":
+                raw = struct.pack("<I", round(0x80000000 * float(sentinel)))
+                found += [(o, "probability", index) for o in _find_all(blob, raw)]
+            if kind == "seconds":
+                found += [(o, "seconds", index)
+                          for o in _find_all(blob, struct.pack("<I", int(sentinel)))]
+            if not found:
+                return None
+            fields += found
+        return fields
+
+    def entry(self, args: tuple[str, ...]) -> bytes:
+        shape, values = self.shape_of(args)
+        if shape not in self.templates:
+            self.templates[shape] = None
+            sentinel_args, slots = self.sentinel_args(args, values)
+            blob = self.build_slow(sentinel_args)
+            fields = self.locate(blob, slots)
+            real = self.build_slow(args)
+            if fields is not None and self.fill(blob, fields, values) == real:
+                self.templates[shape] = (blob, fields)
+            self.slow += 1
+            return real
+        template = self.templates[shape]
+        if template is None:
+            self.slow += 1
+            return self.build_slow(args)
+        return self.fill(template[0], template[1], values)
+
+    @staticmethod
+    def fill(blob: bytes, fields: list, values: list[tuple[str, str]]) -> bytes:
+        buf = bytearray(blob)
+        for offset, how, index in fields:
+            value = values[index][1]
+            if how == "ip":
+                buf[offset:offset + 4] = socket.inet_aton(value.split(":")[0])
+            elif how in ("port_le", "port_be"):
+                port = int(value.rsplit(":", 1)[-1])
+                buf[offset:offset + 2] = struct.pack("<H" if how == "port_le" else ">H", port)
+            elif how in FIELD_SIZES:
+                size = FIELD_SIZES[how]
+                raw = value.encode()
+                if len(raw) >= size:
+                    raise ValueError(f"{how} {value!r} is too long")
+                buf[offset:offset + size] = raw.ljust(size, b"\0")
+            elif how == "probability":
+                buf[offset:offset + 4] = struct.pack("<I", round(0x80000000 * float(value)))
+            elif how == "seconds":
+                buf[offset:offset + 4] = struct.pack("<I", int(value))
+        return bytes(buf)
+
+
+def _find_all(blob: bytes, pattern: bytes) -> list[int]:
+    found, start = [], 0
+    while (index := blob.find(pattern, start)) >= 0:
+        found.append(index)
+        start = index + 1
+    return found
+
+
+def _apply_table(iptc, factory: EntryFactory, plan: TablePlan, result: SyncResult) -> None:
+    table = iptc.Table(plan.name, autocommit=False)
+    table.refresh()
+    existing = {chain.name for chain in table.chains}
+    for chain in plan.rewrite:
+        if chain in existing:
+            table.flush_entries(chain)
+        else:
+            table.create_chain(chain)
+    for chain, rules in plan.rewrite.items():
+        for args in rules:
+            blob = factory.entry(args)
+            table.append_entry(chain, (ctypes.c_ubyte * len(blob)).from_buffer_copy(blob))
+            result.rules += 1
+        result.rewritten += 1
+    wanted = set(plan.rewrite) | set(plan.keep)
+    stale = sorted(c for c in existing if c.startswith("KUBE-") and c not in wanted
+                   and (plan.full or _is_service_chain(c)))
+    for chain in stale:
+        table.flush_entries(chain)
+    for chain in stale:
+        table.delete_chain(chain)
+    result.deleted += [f"{plan.name}/{c}" for c in stale]
+    for builtin, args in plan.jumps:
+        if not _has_entry(iptc, table, builtin, args, factory):
+            blob = factory.build_slow(args)
+            table.insert_entry(builtin, (ctypes.c_ubyte * len(blob)).from_buffer_copy(blob), 0)
+    table.commit()
+
+
+def _has_entry(iptc, table, chain: str, args: tuple[str, ...], factory: EntryFactory) -> bool:
+    """Is this rule already in the built-in chain (as `iptables -C` would say)?"""
+    want = factory.make_rule(args)
+    return any(rule == want and rule.target.name == want.target.name
+               for rule in iptc.Chain(table, chain).rules)
+
+
+def _child(netns: str, plans: list[TablePlan], out_fd: int) -> None:
+    status = 1
+    try:
+        fd = nsfs.open_fd(netns)
+        if nsfs._libc.setns(fd, nsfs.CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {netns}")
+        if os.stat("/proc/self/ns/net").st_ino == nsfs.ROOT_INODE:
+            raise nsfs.SealError("refusing to write iptables rules in the root namespace")
+        import iptc  # imported here: libiptc handles must be born inside the node netns
+
+        factory = EntryFactory(iptc)
+        result = SyncResult(netns)
+        for plan in plans:
+            _apply_table(iptc, factory, plan, result)
+        result.templates = sum(1 for t in factory.templates.values() if t)
+        result.slow_rules = factory.slow
+        os.write(out_fd, json.dumps({"ok": True, **result.__dict__}).encode())
+        status = 0
+    except BaseException as exc:  # report everything to the parent, never raise in a fork
+        message = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, (OSError, ValueError)):
+            message += "\n" + traceback.format_exc(limit=4)
+        os.write(out_fd, json.dumps({"ok": False, "error": message}).encode())
+    finally:
+        os._exit(status)
+
+
+def apply_in_netns(netns: str, plans: list[TablePlan]) -> dict:
+    """Run the table plans in a child process inside `netns`; return its report."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns
+        os.close(read_end)
+        _child(netns, plans, write_end)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    try:
+        report = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        report = {}
+    if not report.get("ok"):
+        raise KernelError(f"netns {netns}: installing iptables rules failed: "
+                          f"{report.get('error', 'the child process died')}")
+    return report
+
+
+def plan_tables(wanted: dict[str, dict[str, list[tuple[str, ...]]]],
+                previous: dict[str, dict[str, list[str]]] | None,
+                jumps: list[tuple[str, str, tuple[str, ...]]]) -> list[TablePlan]:
+    """What to rewrite, per table, given the last installed ruleset (None: trust nothing)."""
+    from labnet.kubeproxy.rules import Rule
+
+    plans = []
+    for table, chains in wanted.items():
+        before = (previous or {}).get(table)
+        rewrite, keep = {}, []
+        for chain, rules in chains.items():
+            texts = [Rule(chain, args).text() for args in rules]
+            if before is not None and before.get(chain) == texts:
+                keep.append(chain)
+            else:
+                rewrite[chain] = rules
+        table_jumps = [(chain, args) for t, chain, args in jumps if t == table]
+        plans.append(TablePlan(table, rewrite, keep, table_jumps, before is None))
+    return plans
+

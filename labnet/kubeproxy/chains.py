@@ -1,0 +1,50 @@
+"""Chain names exactly as kube-proxy derives them (pkg/proxy/iptables/proxier.go).
+
+    portProtoHash = base32(sha256(servicePortName + protocol))[:16]
+    KUBE-SVC-/KUBE-SVL-/KUBE-EXT-/KUBE-FW-<portProtoHash>
+    KUBE-SEP-<base32(sha256(servicePortName + protocol + "ip:port"))[:16]>
+
+servicePortName is "<namespace>/<name>" plus ":<port name>" when the port has a name; the
+protocol is lower case; iptables chain names must stay within 28 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+
+def _hash16(text: str) -> str:
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+
+
+def service_port_name(namespace: str, name: str, port_name: str = "") -> str:
+    return f"{namespace}/{name}" + (f":{port_name}" if port_name else "")
+
+
+def port_proto_hash(spn: str, protocol: str) -> str:
+    return _hash16(spn + protocol.lower())
+
+
+def svc_chain(spn: str, protocol: str) -> str:
+    return "KUBE-SVC-" + port_proto_hash(spn, protocol)
+
+
+def svl_chain(spn: str, protocol: str) -> str:
+    return "KUBE-SVL-" + port_proto_hash(spn, protocol)
+
+
+def ext_chain(spn: str, protocol: str) -> str:
+    return "KUBE-EXT-" + port_proto_hash(spn, protocol)
+
+
+def fw_chain(spn: str, protocol: str) -> str:
+    return "KUBE-FW-" + port_proto_hash(spn, protocol)
+
+
+def join_host_port(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def sep_chain(spn: str, protocol: str, ip: str, port: int) -> str:
+    return "KUBE-SEP-" + _hash16(spn + protocol.lower() + join_host_port(ip, port))

@@ -1,0 +1,206 @@
+"""Services in the plan: ClusterIP, NodePort and LoadBalancer allocation, and endpoints.
+
+Allocation is deterministic: an address or port not given in the manifest is the first free
+one probing from a hash of the service's name, so it does not depend on the order of other
+services; the running plan's choice is kept while the service exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+
+from labnet.checks import Problems
+from labnet.model import LabSpec, ServiceSpec
+from labnet.service_manifests import NODE_PORT_RANGE
+from labnet.spec import load_balancer_pool
+
+
+@dataclass(frozen=True)
+class PlanEndpoint:
+    ip: str
+    port: int
+    node: str = ""
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+    pod: str = ""  # namespace/name of the pod behind it, when labnet knows it
+    hostname: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PlanServicePort:
+    name: str
+    protocol: str
+    port: int
+    target_port: str
+    node_port: int = 0
+    endpoints: tuple[PlanEndpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanService:
+    namespace: str
+    name: str
+    type: str
+    cluster_ip: str  # "None" for headless, "" for ExternalName
+    ports: tuple[PlanServicePort, ...] = ()
+    external_ips: tuple[str, ...] = ()
+    load_balancer_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    session_affinity_timeout: int = 0
+    external_traffic_local: bool = False
+    internal_traffic_local: bool = False
+    health_check_node_port: int = 0
+    external_name: str = ""
+    selector: dict[str, str] | None = field(default=None)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _probe(key: str, size: int) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % size
+
+
+def _allocate(key: str, first: int, last: int, taken: set[int]) -> int | None:
+    size = last - first + 1
+    start = _probe(key, size)
+    for step in range(size):
+        candidate = first + (start + step) % size
+        if candidate not in taken:
+            return candidate
+    return None
+
+
+def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
+                  previous: list[PlanService]) -> list[PlanService]:
+    """Every Service with its addresses allocated and its endpoints resolved."""
+    problems = Problems()
+    net = spec.network
+    before = {s.key: s for s in previous}
+    cidr = net.service_cidr
+    taken_ips = {int(net.cluster_dns)}
+    taken_ips |= {int(ipaddress.IPv4Address(s.cluster_ip)) for s in spec.services
+                  if s.cluster_ip and not s.headless}
+    taken_ports = {(p.node_port, p.protocol) for s in spec.services for p in s.ports if p.node_port}
+    taken_ports |= {(s.health_check_node_port, "TCP") for s in spec.services}
+    pool_first, pool_last = load_balancer_pool(net.underlay_cidr)
+    taken_lb = {int(ipaddress.IPv4Address(ip)) for ip in node_ips.values()}
+    taken_lb |= {int(ipaddress.IPv4Address(s.load_balancer_ip)) for s in spec.services
+                 if s.load_balancer_ip}
+    result = []
+    for svc in spec.services:
+        old = before.get(svc.key)
+        cluster_ip = svc.cluster_ip
+        if svc.type == "ExternalName":
+            cluster_ip = ""
+        elif not cluster_ip:
+            kept = old.cluster_ip if old and old.cluster_ip not in ("", "None") else ""
+            if kept and int(ipaddress.IPv4Address(kept)) not in taken_ips:
+                value = int(ipaddress.IPv4Address(kept))
+            else:
+                value = _allocate(svc.key, int(cidr.network_address) + 1,
+                                  int(cidr.broadcast_address) - 1, taken_ips)
+            if value is None:
+                problems.add(svc.where, f"Service {svc.key}: serviceCIDR {cidr} is full")
+                continue
+            taken_ips.add(value)
+            cluster_ip = str(ipaddress.IPv4Address(value))
+        ports = []
+        old_ports = {(p.name, p.protocol): p for p in old.ports} if old else {}
+        for port in svc.ports:
+            node_port = port.node_port
+            if not node_port and svc.type in ("NodePort", "LoadBalancer"):
+                kept = old_ports.get((port.name, port.protocol))
+                if kept and kept.node_port and (kept.node_port, port.protocol) not in taken_ports:
+                    node_port = kept.node_port
+                else:
+                    taken = {n for n, proto in taken_ports if proto == port.protocol}
+                    node_port = _allocate(f"{svc.key}:{port.name}/{port.protocol}",
+                                          *NODE_PORT_RANGE, taken) or 0
+                taken_ports.add((node_port, port.protocol))
+            ports.append(PlanServicePort(port.name, port.protocol, port.port,
+                                         str(port.target_port or port.port), node_port,
+                                         endpoints_of(spec, svc, port, pods)))
+        health = svc.health_check_node_port
+        if not health and svc.type == "LoadBalancer" and svc.external_traffic_local:
+            health = (old.health_check_node_port if old and old.health_check_node_port else
+                      _allocate(f"{svc.key}:healthz", *NODE_PORT_RANGE,
+                                {n for n, proto in taken_ports if proto == "TCP"}) or 0)
+            taken_ports.add((health, "TCP"))
+        lb_ips: tuple[str, ...] = ()
+        if svc.type == "LoadBalancer":
+            if svc.load_balancer_ip:
+                lb_ips = (svc.load_balancer_ip,)
+            else:
+                kept = old.load_balancer_ips if old else ()
+                value = (int(ipaddress.IPv4Address(kept[0]))
+                         if kept and int(ipaddress.IPv4Address(kept[0])) not in taken_lb else
+                         _allocate(svc.key, pool_first, pool_last, taken_lb))
+                if value is None:
+                    problems.add(svc.where, f"Service {svc.key}: the LoadBalancer pool is full")
+                    continue
+                taken_lb.add(value)
+                lb_ips = (str(ipaddress.IPv4Address(value)),)
+        result.append(PlanService(
+            namespace=svc.namespace, name=svc.name, type=svc.type, cluster_ip=cluster_ip,
+            ports=tuple(ports), external_ips=svc.external_ips, load_balancer_ips=lb_ips,
+            load_balancer_source_ranges=svc.load_balancer_source_ranges,
+            session_affinity_timeout=svc.session_affinity_timeout,
+            external_traffic_local=svc.external_traffic_local,
+            internal_traffic_local=svc.internal_traffic_local, health_check_node_port=health,
+            external_name=svc.external_name, selector=svc.selector,
+        ))
+    problems.raise_if_any()
+    return result
+
+
+def endpoints_of(spec: LabSpec, svc: ServiceSpec, port, pods: list) -> tuple[PlanEndpoint, ...]:
+    """The endpoints EndpointSlices would list for one service port, sorted as kube-proxy sorts
+    them (by the "ip:port" string)."""
+    found: dict[str, PlanEndpoint] = {}
+    if svc.selector is not None:
+        if not svc.selector:  # an empty selector selects nothing for a Service
+            return ()
+        for pod in pods:
+            if pod.namespace != svc.namespace or any(
+                    pod.labels.get(k) != v for k, v in svc.selector.items()):
+                continue
+            number = resolve_target_port(pod, port)
+            if number:
+                ep = PlanEndpoint(pod.ip, number, pod.node, pod=pod.key, hostname=pod.hostname)
+                found[ep.address] = ep
+    else:
+        for eps in spec.endpoint_slices:
+            if eps.namespace != svc.namespace or eps.service != svc.name:
+                continue
+            numbers = [n for name, proto, n in eps.ports
+                       if name == port.name and proto == port.protocol]
+            for number in numbers:
+                for endpoint in eps.endpoints:
+                    for ip in endpoint.addresses:
+                        ep = PlanEndpoint(ip, number, endpoint.node_name, endpoint.ready,
+                                          endpoint.serving, endpoint.terminating,
+                                          hostname=endpoint.hostname)
+                        current = found.get(ep.address)
+                        if current is None or (current.terminating and not ep.terminating):
+                            found[ep.address] = ep
+    return tuple(found[k] for k in sorted(found))
+
+
+def resolve_target_port(pod, port) -> int:
+    target = port.target_port or port.port
+    if isinstance(target, int):
+        return target
+    for container in pod.containers:
+        for cport in container.ports:
+            if cport.name == target and cport.protocol == port.protocol:
+                return cport.port
+    return 0
