@@ -171,6 +171,43 @@ def format_status(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--node", "node_name", help="The node (default: the first).")
+@click.option("--sync-only", is_flag=True,
+              help="Only what kube-proxy writes on a sync: no jumps from the built-in chains.")
+def render(file: str | None, node_name: str | None, sync_only: bool) -> None:
+    """Print a node's kube-proxy rules (iptables-restore text) for FILE. No root needed."""
+    from labnet.kernel.proxy import node_ruleset
+
+    lab = Lab.load(file)
+    plan = lab.plan()
+    names = [n.name for n in plan.nodes]
+    node = node_name or names[0]
+    if node not in names:
+        raise LabnetError(f"no node {node!r} in lab {plan.lab}: nodes are {', '.join(names)}")
+    ruleset = node_ruleset(plan, node)
+    click.echo(f"# kube-proxy rules of node {node} in lab {plan.lab} (rendered by labnet)")
+    click.echo(ruleset.sync_text() if sync_only else ruleset.restore_text(), nl=False)
+
+
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-t", "--table", type=click.Choice(["filter", "nat", "all"]), default="all")
+@click.argument("node")
+def rules(lab_name: str | None, table: str, node: str) -> None:
+    """Print the iptables rules installed in NODE, read back from its kernel."""
+    require_root()
+    lab = Lab.attach(pick_lab(lab_name))
+    target = node if node.startswith("node/") else f"node/{node}"
+    argv = ["iptables-legacy-save"] + ([] if table == "all" else ["-t", table])
+    result = lab.exec(target, argv)
+    if result.returncode != 0:
+        raise LabnetError(f"iptables-legacy-save failed in {node}: {result.stderr.strip()}")
+    click.echo("".join(line + "\n" for line in result.stdout.splitlines()
+                       if not line.startswith("#")), nl=False)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--lab", "lab_name", help="The lab (default: the only one running).")
 @click.option("-n", "--namespace", default="default", show_default=True)

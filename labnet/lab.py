@@ -47,10 +47,17 @@ class UpReport:
 class Lab:
     """One lab: its spec, and the running state under /run/labnet/<name>/."""
 
-    def __init__(self, spec: LabSpec) -> None:
+    def __init__(self, spec: LabSpec | None, name: str | None = None) -> None:
         self.spec = spec
-        self.name = spec.name
-        self.state = StateDir(spec.name)
+        self.name = spec.name if spec else name
+        self.state = StateDir(self.name)
+
+    @classmethod
+    def attach(cls, name: str) -> Lab:
+        """A running lab by name, to look at and run commands in (no spec: cannot `up`)."""
+        lab = cls(None, name)
+        lab.running_plan()
+        return lab
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Lab:

@@ -41,7 +41,8 @@ class TablePlan:
     rewrite: dict[str, list[tuple[str, ...]]]  # chain -> every rule's argv
     keep: list[str]  # chains that exist and stay as they are
     jumps: list[tuple[str, tuple[str, ...]]]  # (built-in chain, argv) in prepend order
-    full: bool  # no trusted record of the kernel: delete every unknown service chain
+    full: bool  # no trusted record of the kernel: read it, delete unknown KUBE- chains
+    stale: list[str] = field(default_factory=list)  # chains of the last sync that must go
 
 
 @dataclass
@@ -67,6 +68,14 @@ class EntryFactory:
         self.iptc = iptc
         self.templates: dict[tuple, tuple[bytes, list] | None] = {}
         self.slow = 0
+        self.buffers: dict[tuple[str, ...], ctypes.Array] = {}  # the same rule on every node
+
+    def buffer(self, args: tuple[str, ...]) -> ctypes.Array:
+        buf = self.buffers.get(args)
+        if buf is None:
+            blob = self.entry(args)
+            buf = self.buffers[args] = (ctypes.c_ubyte * len(blob)).from_buffer_copy(blob)
+        return buf
 
     # shape: argv with variable values replaced by their kind
     @staticmethod
@@ -240,33 +249,48 @@ def _find_all(blob: bytes, pattern: bytes) -> list[int]:
     return found
 
 
+def _chain_names(table) -> list[str]:
+    names, lib, handle = [], table._iptc, table._handle
+    name = lib.iptc_first_chain(handle)
+    while name:
+        names.append(name.decode())
+        name = lib.iptc_next_chain(handle)
+    return names
+
+
 def _apply_table(iptc, factory: EntryFactory, plan: TablePlan, result: SyncResult) -> None:
     table = iptc.Table(plan.name, autocommit=False)
-    table.refresh()
-    existing = {chain.name for chain in table.chains}
+    lib, handle = table._iptc, table._handle
+    existing = set(_chain_names(table)) if plan.full else None
     for chain in plan.rewrite:
-        if chain in existing:
+        there = chain in existing if existing is not None else lib.iptc_is_chain(
+            chain.encode(), handle)
+        if there:
             table.flush_entries(chain)
         else:
             table.create_chain(chain)
     for chain, rules in plan.rewrite.items():
+        name = chain.encode()
         for args in rules:
-            blob = factory.entry(args)
-            table.append_entry(chain, (ctypes.c_ubyte * len(blob)).from_buffer_copy(blob))
-            result.rules += 1
+            if lib.iptc_append_entry(name, factory.buffer(args), handle) != 1:
+                raise OSError(f"cannot append to {chain}: {table.strerror()}: {args}")
+        result.rules += len(rules)
         result.rewritten += 1
     wanted = set(plan.rewrite) | set(plan.keep)
-    stale = sorted(c for c in existing if c.startswith("KUBE-") and c not in wanted
-                   and (plan.full or _is_service_chain(c)))
+    if existing is not None:
+        stale = sorted(c for c in existing if c.startswith("KUBE-") and c not in wanted)
+    else:
+        stale = [c for c in plan.stale if c not in wanted and lib.iptc_is_chain(c.encode(),
+                                                                                handle)]
     for chain in stale:
         table.flush_entries(chain)
     for chain in stale:
         table.delete_chain(chain)
     result.deleted += [f"{plan.name}/{c}" for c in stale]
-    for builtin, args in plan.jumps:
-        if not _has_entry(iptc, table, builtin, args, factory):
-            blob = factory.build_slow(args)
-            table.insert_entry(builtin, (ctypes.c_ubyte * len(blob)).from_buffer_copy(blob), 0)
+    if plan.full:  # a trusted record means the jumps were checked when it was written
+        for builtin, args in plan.jumps:
+            if not _has_entry(iptc, table, builtin, args, factory):
+                table.insert_entry(builtin, factory.buffer(args), 0)
     table.commit()
 
 
@@ -277,23 +301,45 @@ def _has_entry(iptc, table, chain: str, args: tuple[str, ...], factory: EntryFac
                for rule in iptc.Chain(table, chain).rules)
 
 
-def _child(netns: str, plans: list[TablePlan], out_fd: int) -> None:
+_IPTC = None
+
+
+def _load_iptc():
+    """python-iptables, imported once in the parent: importing only loads libraries (it runs
+    ldconfig, ~0.3 s) and opens no socket; every libiptc handle is made later, in a child,
+    inside a node's netns."""
+    global _IPTC
+    if _IPTC is None:
+        import iptc
+
+        _IPTC = iptc
+    return _IPTC
+
+
+def _child(jobs: list[tuple[str, list[TablePlan]]], out_fd: int) -> None:
     status = 1
     try:
-        fd = nsfs.open_fd(netns)
-        if nsfs._libc.setns(fd, nsfs.CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {netns}")
-        if os.stat("/proc/self/ns/net").st_ino == nsfs.ROOT_INODE:
-            raise nsfs.SealError("refusing to write iptables rules in the root namespace")
-        import iptc  # imported here: libiptc handles must be born inside the node netns
-
+        iptc = _load_iptc()
         factory = EntryFactory(iptc)
-        result = SyncResult(netns)
-        for plan in plans:
-            _apply_table(iptc, factory, plan, result)
-        result.templates = sum(1 for t in factory.templates.values() if t)
-        result.slow_rules = factory.slow
-        os.write(out_fd, json.dumps({"ok": True, **result.__dict__}).encode())
+        results = {}
+        for netns, plans in jobs:
+            fd = nsfs.open_fd(netns)
+            if nsfs._libc.setns(fd, nsfs.CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {netns}")
+            os.close(fd)
+            if os.stat("/proc/thread-self/ns/net").st_ino == nsfs.ROOT_INODE:
+                raise nsfs.SealError("refusing to write iptables rules in the root namespace")
+            # python-iptables caches tables (and their libiptc handles) by name: drop them,
+            # so this node's tables are read and committed through handles born in its netns
+            iptc.Table._cache.clear()
+            iptc.Chain._cache.clear()
+            result = SyncResult(netns)
+            for plan in plans:
+                _apply_table(iptc, factory, plan, result)
+            results[netns] = result.__dict__
+        summary = {"templates": sum(1 for t in factory.templates.values() if t),
+                   "slow_rules": factory.slow}
+        os.write(out_fd, json.dumps({"ok": True, "nodes": results, **summary}).encode())
         status = 0
     except BaseException as exc:  # report everything to the parent, never raise in a fork
         message = f"{type(exc).__name__}: {exc}"
@@ -304,13 +350,15 @@ def _child(netns: str, plans: list[TablePlan], out_fd: int) -> None:
         os._exit(status)
 
 
-def apply_in_netns(netns: str, plans: list[TablePlan]) -> dict:
-    """Run the table plans in a child process inside `netns`; return its report."""
+def apply_nodes(jobs: list[tuple[str, list[TablePlan]]]) -> dict:
+    """Run every node's table plans in one child process that enters each node's netns in
+    turn; return its report ({"nodes": {netns: SyncResult}, …})."""
+    _load_iptc()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(read_end)
-        _child(netns, plans, write_end)
+        _child(jobs, write_end)
     os.close(write_end)
     chunks = []
     while chunk := os.read(read_end, 65536):
@@ -322,9 +370,14 @@ def apply_in_netns(netns: str, plans: list[TablePlan]) -> dict:
     except ValueError:
         report = {}
     if not report.get("ok"):
-        raise KernelError(f"netns {netns}: installing iptables rules failed: "
+        names = ", ".join(netns for netns, _ in jobs)
+        raise KernelError(f"installing iptables rules in {names} failed: "
                           f"{report.get('error', 'the child process died')}")
     return report
+
+
+def apply_in_netns(netns: str, plans: list[TablePlan]) -> dict:
+    return apply_nodes([(netns, plans)])["nodes"][netns]
 
 
 def plan_tables(wanted: dict[str, dict[str, list[tuple[str, ...]]]],
@@ -344,6 +397,7 @@ def plan_tables(wanted: dict[str, dict[str, list[tuple[str, ...]]]],
             else:
                 rewrite[chain] = rules
         table_jumps = [(chain, args) for t, chain, args in jumps if t == table]
-        plans.append(TablePlan(table, rewrite, keep, table_jumps, before is None))
+        stale = sorted(set(before or {}) - set(chains))
+        plans.append(TablePlan(table, rewrite, keep, table_jumps, before is None, stale))
     return plans
 

@@ -60,21 +60,27 @@ def sync(plan: Plan, state: StateDir, previous: Plan | None = None,
          full: bool = False) -> ProxyReport:
     report = ProxyReport()
     jumps = [(table, rule.chain, rule.args) for table, rule in jump_rules()]
+    jobs, records = [], {}
     for node in plan.nodes:
         ruleset = node_ruleset(plan, node.name)
+        chains = ruleset.chains()
+        record = None if full else _read_record(state, node.name)
+        if record == chains:
+            report.nodes[node.name] = {"rewritten": 0, "rules": 0, "deleted": []}
+            continue
         wanted = {t.name: {chain: [r.args for r in rules]
                            for chain, rules in t.chain_rules().items()}
                   for t in ruleset.tables()}
-        record = None if full else _read_record(state, node.name)
-        if record == ruleset.chains():
-            report.nodes[node.name] = {"rewritten": 0, "rules": 0, "deleted": []}
-            continue
         # the record is cleared first: if this sync dies half-way, the next one is full
         with contextlib.suppress(FileNotFoundError):
             _record_path(state, node.name).unlink()
-        tables = iptables.plan_tables(wanted, record, jumps)
-        report.nodes[node.name] = iptables.apply_in_netns(node.netns, tables)
-        _write_record(state, node.name, ruleset.chains())
+        jobs.append((node.netns, iptables.plan_tables(wanted, record, jumps)))
+        records[node.netns] = (node.name, chains)
+    if jobs:
+        done = iptables.apply_nodes(jobs)
+        for netns, (name, chains) in records.items():
+            report.nodes[name] = done["nodes"][netns]
+            _write_record(state, name, chains)
     if previous is not None:
         report.conntrack_cleared = clear_stale_udp(plan, previous)
     return report

@@ -42,7 +42,11 @@ class Rule:
     args: tuple[str, ...]
 
     def text(self) -> str:
-        return " ".join(["-A", self.chain, *(quote(a) for a in self.args)])
+        text = self.__dict__.get("_text")
+        if text is None:  # cached: a sync renders, records and diffs the same rules
+            text = " ".join(["-A", self.chain, *(quote(a) for a in self.args)])
+            object.__setattr__(self, "_text", text)
+        return text
 
 
 def quote(arg: str) -> str:
@@ -52,12 +56,11 @@ def quote(arg: str) -> str:
 @dataclass
 class Table:
     name: str
-    chains: list[str] = field(default_factory=list)
+    chains: dict[str, None] = field(default_factory=dict)  # an ordered set
     rules: list[Rule] = field(default_factory=list)
 
     def declare(self, chain: str) -> None:
-        if chain not in self.chains:
-            self.chains.append(chain)
+        self.chains.setdefault(chain, None)
 
     def add(self, chain: str, *args: str) -> None:
         self.declare(chain)
@@ -85,6 +88,9 @@ def service_order(rule: Rule) -> tuple[int, str]:
         return (1, "")
     return (0, comment.split(" ")[0].split(":")[0])
 
+
+BUILTIN_ORDER = {"filter": ("INPUT", "FORWARD", "OUTPUT"),
+                 "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
 
 # kube-proxy's jumps from the built-in chains, in the order it ensures (prepends) them.
 JUMPS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
@@ -154,8 +160,8 @@ class Ruleset:
             out.append(f"*{table.name}")
             ordered = table.chain_rules()
             out += [f":{chain} - [0:0]" for chain in ordered]
-            for chain in sorted(jumps.get(table.name, {})):
-                out += [r.text() for r in jumps[table.name][chain]]
+            for chain in BUILTIN_ORDER[table.name]:
+                out += [r.text() for r in jumps.get(table.name, {}).get(chain, [])]
             for rules in ordered.values():
                 out += [r.text() for r in rules]
             out.append("COMMIT")
