@@ -178,7 +178,7 @@ def format_status(data: dict) -> str:
               help="Only what kube-proxy writes on a sync: no jumps from the built-in chains.")
 def render(file: str | None, node_name: str | None, sync_only: bool) -> None:
     """Print a node's kube-proxy rules (iptables-restore text) for FILE. No root needed."""
-    from labnet.kernel.proxy import node_ruleset
+    from labnet.kubeproxy.for_plan import node_ruleset
 
     lab = Lab.load(file)
     plan = lab.plan()

@@ -14,8 +14,9 @@ import socket
 from dataclasses import dataclass, field
 
 from labnet.kernel import iptables
-from labnet.kubeproxy.rules import ProxyOptions, jump_rules, render
-from labnet.plan import Plan, PlanNode
+from labnet.kubeproxy.for_plan import node_ruleset
+from labnet.kubeproxy.rules import jump_rules
+from labnet.plan import Plan
 from labnet.state import StateDir
 
 
@@ -27,14 +28,6 @@ class ProxyReport:
     @property
     def changed(self) -> bool:
         return any(r["rewritten"] or r["deleted"] for r in self.nodes.values())
-
-
-def options_for(plan: Plan, node: PlanNode) -> ProxyOptions:
-    return ProxyOptions(node.name, (node.underlay_ip,), str(plan.network["pod_cidr"]))
-
-
-def node_ruleset(plan: Plan, node_name: str):
-    return render(plan.services, options_for(plan, plan.node(node_name)))
 
 
 def _record_path(state: StateDir, node: str):

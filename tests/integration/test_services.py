@@ -10,7 +10,7 @@ import pytest
 
 from labnet.kernel import nsfs
 from labnet.kubeproxy import chains
-from tests.integration.conftest import labnet_cli, lab_text, parse_whoami, take_down, unique_name
+from tests.integration.conftest import lab_text, labnet_cli, parse_whoami, take_down, unique_name
 
 SERVICES_LAB = """
 name: x
@@ -230,7 +230,7 @@ def test_rules_read_back_from_the_kernel(svc_lab):
     assert "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000" in text
     assert "-j MASQUERADE" in text
     # rules never land in the root namespace
-    assert nsfs.ROOT_INODE != nsfs.inode(plan.node("node1").netns)
+    assert nsfs.inode(plan.node("node1").netns) != nsfs.ROOT_INODE
 
 
 def test_resync_after_a_change(tmp_path, make_lab):
@@ -268,3 +268,35 @@ def test_down_leaves_no_rule_anywhere(tmp_path):
     netns = [n.netns for n in lab.running_plan().nodes]
     labnet_cli("down", name)
     assert not any(nsfs.exists(n) for n in netns)
+
+
+def test_removed_udp_endpoint_loses_its_conntrack_entries(make_lab):
+    """A UDP 'connection' pinned to a pod that goes away is cleared, so the next packet of the
+    same flow is balanced again instead of vanishing (kube-proxy's conntrack cleanup)."""
+    from labnet.lab import Lab
+
+    lab = make_lab(SERVICES_LAB)
+    plan = lab.running_plan()
+    web = plan.service("default/web")
+    victim = [p for p in plan.pods if p.labels.get("app") == "web"][1]  # replica 1 goes
+    send = ("import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            "s.bind(('', int(sys.argv[2]))); s.settimeout(2); "
+            "s.sendto(b'ping', (sys.argv[1], 53)); print(s.recvfrom(100)[0].decode())")
+    port = None
+    for candidate in range(40000, 40040):  # find a flow that went to the victim
+        assert lab.exec("client2", [sys.executable, "-c", send, web.cluster_ip,
+                                    str(candidate)]).stdout.strip() == "ping"
+        table = lab.exec("node/node2", ["conntrack", "-L", "-p", "udp", "--sport",
+                                        str(candidate)]).stdout
+        if f"src={victim.ip}" in table:
+            port = candidate
+            break
+    assert port, "no flow went to the victim pod"
+    lab.path.write_text(lab.path.read_text().replace("replicas: 2", "replicas: 1", 1))
+    report = Lab.load(lab.path).up()
+    assert report.conntrack_cleared >= 1
+    table = lab.exec("node/node2", ["conntrack", "-L", "-p", "udp", "--sport", str(port)]).stdout
+    assert victim.ip not in table
+    again = lab.exec("client2", [sys.executable, "-c", send, web.cluster_ip, str(port)])
+    assert again.stdout.strip() == "ping", again.stderr

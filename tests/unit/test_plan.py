@@ -1,6 +1,7 @@
 """Address allocation, scheduling and naming: pure, deterministic, stable across changes."""
 
 import dataclasses
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,84 @@ def test_plan_dataclasses_are_frozen():
     plan = make_plan(load_default())
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.nodes[0].name = "x"  # type: ignore[misc]
+
+
+SERVICES = """
+name: t
+nodes: 2
+manifests:
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web}
+    spec:
+      replicas: 3
+      selector: {matchLabels: {app: web}}
+      template:
+        metadata: {labels: {app: web}}
+        spec:
+          containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: web}
+    spec:
+      selector: {app: web}
+      ports: [{name: http, port: 80, targetPort: http}]
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: lb}
+    spec:
+      type: LoadBalancer
+      externalTrafficPolicy: Local
+      selector: {app: web}
+      ports: [{port: 80, targetPort: 8080}]
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: manual}
+    spec:
+      ports: [{name: dns, port: 53, protocol: UDP}]
+  - apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: manual-1, labels: {kubernetes.io/service-name: manual}}
+    addressType: IPv4
+    endpoints:
+      - {addresses: [10.9.0.2], nodeName: node1}
+      - {addresses: [10.9.0.1], conditions: {ready: false}}
+    ports: [{name: dns, port: 5353, protocol: UDP}]
+"""
+
+
+def test_service_endpoints_and_allocation():
+    plan = make_plan(lab(SERVICES))
+    web = plan.service("default/web")
+    assert ipaddress.IPv4Address(web.cluster_ip) in ipaddress.IPv4Network("172.19.0.0/16")
+    eps = web.ports[0].endpoints
+    assert len(eps) == 3 and all(e.port == 8080 for e in eps)
+    assert [e.address for e in eps] == sorted(e.address for e in eps)
+    assert {e.pod for e in eps} == {f"default/{p.name}" for p in plan.pods}
+    lb = plan.service("default/lb")
+    assert lb.load_balancer_ips and lb.load_balancer_ips[0].startswith("192.168.255.")
+    assert 30000 <= lb.ports[0].node_port <= 32767 and lb.health_check_node_port
+    manual = plan.service("default/manual")
+    assert [(e.ip, e.port, e.ready) for e in manual.ports[0].endpoints] == [
+        ("10.9.0.1", 5353, False), ("10.9.0.2", 5353, True)]
+
+
+def test_allocations_are_stable_and_kept():
+    first = make_plan(lab(SERVICES))
+    again = make_plan(lab(SERVICES))
+    assert first.services == again.services
+    # a new service does not move the others, and the running plan's choices are kept
+    more = SERVICES + ("  - {apiVersion: v1, kind: Service, metadata: {name: zz}, spec: "
+                       "{selector: {app: web}, ports: [{port: 81}]}}\n")
+    after = make_plan(lab(more), previous=first)
+    for svc in first.services:
+        assert after.service(svc.key).cluster_ip == svc.cluster_ip
+
+
+def test_seed_render_matches_golden_file():
+    from labnet.kubeproxy.for_plan import node_ruleset
+
+    plan = make_plan(load_default())
+    for node in ("node1", "node2"):
+        text = node_ruleset(plan, node).restore_text()
+        assert text == (GOLDEN / f"seed.{node}.rules").read_text()

@@ -161,3 +161,75 @@ def test_nodes_as_count_and_as_objects():
     assert [n.name for n in parse("name: x\nnodes: 3\n").nodes] == ["node1", "node2", "node3"]
     spec = parse("name: x\nnodes:\n  - {name: a, labels: {zone: z1}, address: 192.168.255.50}\n")
     assert spec.nodes[0].labels["zone"] == "z1" and str(spec.nodes[0].address) == "192.168.255.50"
+
+
+SERVICE = """
+name: x
+nodes: 2
+manifests:
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web}
+    spec:
+      selector: {matchLabels: {app: web}}
+      template:
+        metadata: {labels: {app: web}}
+        spec:
+          containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: web}
+    spec:
+      type: NodePort
+      clusterIP: 172.19.0.20
+      selector: {app: web}
+      ports:
+        - {name: http, port: 80, targetPort: http, nodePort: 30080}
+"""
+
+
+@pytest.mark.parametrize("patch, expected", [
+    (("clusterIP: 172.19.0.20", "clusterIP: 10.0.0.1"),
+     "clusterIP 10.0.0.1 is not a usable address of serviceCIDR 172.19.0.0/16"),
+    (("clusterIP: 172.19.0.20", "clusterIP: 172.19.0.10"),
+     "clusterIP 172.19.0.10 is already taken by the cluster DNS service"),
+    (("nodePort: 30080", "nodePort: 80"), "nodePort is 80, outside 30000..32767"),
+    (("targetPort: http", "targetPort: htp"),
+     "targetPort 'htp' is not a containerPort name of any pod it selects"),
+    (("type: NodePort", "type: Gateway"), "unknown type 'Gateway'"),
+    (("- {name: http, port: 80, targetPort: http, nodePort: 30080}",
+      "- {name: http, port: 80, targetPort: http, nodePort: 30080}\n        - {name: h2, port: 80}"),
+     "duplicate port 80/TCP"),
+    (("type: NodePort", "type: NodePort\n      sessionAffinity: Sticky"),
+     "sessionAffinity 'Sticky' is not None or ClientIP"),
+    (("type: NodePort", "type: NodePort\n      externalTrafficPolicy: Nearby"),
+     "externalTrafficPolicy 'Nearby' is not Cluster or Local"),
+    (("type: NodePort", "type: NodePort\n      clustrIP: 1.2.3.4"),
+     "unknown field 'clustrIP' in Service web spec (did you mean 'clusterIP'?)"),
+])
+def test_service_errors(patch, expected):
+    text = SERVICE.replace(*patch)
+    assert text != SERVICE
+    lines = errors_of(text)
+    assert any(expected in line for line in lines), lines
+
+
+def test_service_conflicts_between_services():
+    second = SERVICE.split("  - apiVersion: v1\n    kind: Service")[1].replace(
+        "name: web}", "name: web2}", 1)
+    lines = errors_of(SERVICE + "  - apiVersion: v1\n    kind: Service" + second)
+    assert any("clusterIP 172.19.0.20 is already taken by Service default/web" in x
+               for x in lines)
+    assert any("nodePort 30080/TCP is already taken by Service default/web" in x for x in lines)
+
+
+def test_endpoint_slice_needs_a_selectorless_service():
+    text = SERVICE + """  - apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+    addressType: IPv4
+    endpoints: [{addresses: [10.9.0.1]}]
+    ports: [{name: http, port: 8080}]
+"""
+    (line,) = errors_of(text)
+    assert "Service web has a selector, so its endpoints come from its pods" in line
