@@ -166,6 +166,16 @@ def format_status(data: dict) -> str:
         state = "ok" if p["ready"] else "missing: " + ", ".join(p["missing"])
         lines.append(f"{p['namespace']:<12}{p['name']:<34}{p['ip']:<15}{p['node']:<10}"
                      f"{serving:<14}{state}")
+    if data.get("services"):
+        lines.append("")
+        lines.append(f"{'NAMESPACE':<12}{'SERVICE':<22}{'TYPE':<14}{'CLUSTER-IP':<16}"
+                     f"{'EXTERNAL-IP':<17}{'PORT(S)':<18}ENDPOINTS")
+        for svc in data["services"]:
+            eps = ",".join(svc["endpoints"][:3]) + (
+                f" + {len(svc['endpoints']) - 3} more" if len(svc["endpoints"]) > 3 else "")
+            lines.append(f"{svc['namespace']:<12}{svc['name']:<22}{svc['type']:<14}"
+                         f"{svc['cluster_ip']:<16}{svc['external_ip']:<17}"
+                         f"{','.join(svc['ports']):<18}{eps or '<none>'}")
     for stray in data["stray_netns"]:
         lines.append(f"foreign netns with the lab's prefix: {stray}")
     return "\n".join(lines) + "\n"

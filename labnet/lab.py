@@ -268,5 +268,19 @@ def status(name: str) -> dict:
         "external": {"netns": plan.external_netns, "ip": plan.external_ip,
                      "missing": kernel["external"]["missing"]},
         "nodes": nodes, "pods": pods, "stray_netns": kernel["stray_netns"],
+        "services": [service_status(s) for s in plan.services],
         "network": plan.network,
+    }
+
+
+def service_status(svc) -> dict:
+    """A Service as `kubectl get svc` and its EndpointSlices would show it."""
+    ports = [f"{p.port}" + (f":{p.node_port}" if p.node_port else "") + f"/{p.protocol}"
+             for p in svc.ports]
+    endpoints = sorted({e.address for p in svc.ports for e in p.endpoints if e.ready})
+    return {
+        "namespace": svc.namespace, "name": svc.name, "type": svc.type,
+        "cluster_ip": svc.cluster_ip or "<none>",
+        "external_ip": ",".join(svc.load_balancer_ips + svc.external_ips) or "<none>",
+        "ports": ports, "endpoints": endpoints,
     }
