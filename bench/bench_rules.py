@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labnet.kernel import iptables, nsfs  # noqa: E402
-from labnet.kubeproxy.rules import ProxyOptions, jump_rules, render  # noqa: E402
+from labnet.kubeproxy.rules import ProxyOptions, jump_rules, render_nodes  # noqa: E402
 from labnet.services_plan import PlanEndpoint, PlanService, PlanServicePort  # noqa: E402
 
 
@@ -33,11 +33,6 @@ def services(n: int, moved: int | None = None) -> list[PlanService]:
         result.append(PlanService("default", f"svc{i}", "ClusterIP", ip,
                                   (PlanServicePort("http", "TCP", 80, "8080", 0, eps),)))
     return result
-
-
-def wanted(ruleset) -> dict:
-    return {t.name: {c: [r.args for r in rules] for c, rules in t.chain_rules().items()}
-            for t in ruleset.tables()}
 
 
 def fresh(name: str) -> None:
@@ -63,10 +58,10 @@ def main() -> None:
             base = ["benchr-c", "benchr-d"]
             for name in nodes + base:
                 fresh(name)
-            rulesets = [render(services(n), o) for o in opts]
+            rulesets = render_nodes(services(n), opts)
             count = sum(len(r) for t in rulesets[0].chains().values() for r in t.values())
             start = time.perf_counter()
-            jobs = [(ns, iptables.plan_tables(wanted(rs), None, jumps))
+            jobs = [(ns, iptables.plan_tables(rs, None, jumps))
                     for ns, rs in zip(nodes, rulesets, strict=True)]
             report = iptables.apply_nodes(jobs)
             full = time.perf_counter() - start
@@ -77,9 +72,9 @@ def main() -> None:
             baseline = time.perf_counter() - start
             # one endpoint of one service moves: render again, diff, rewrite what changed
             start = time.perf_counter()
-            changed = [render(services(n, moved=n // 2), o) for o in opts]
+            changed = render_nodes(services(n, moved=n // 2), opts)
             iptables.apply_nodes([
-                (ns, iptables.plan_tables(wanted(new), old.chains(), jumps))
+                (ns, iptables.plan_tables(new, old.chains(), jumps))
                 for ns, old, new in zip(nodes, rulesets, changed, strict=True)])
             resync = time.perf_counter() - start
             shapes = report["templates"]

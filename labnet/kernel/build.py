@@ -159,7 +159,8 @@ class Builder:
         return self.report
 
     def build_load_balancers(self) -> None:
-        """The lab's load balancer: the external host routes each LoadBalancer IP to the nodes
+        """The lab's load balancer: the external host routes each LoadBalancer IP (and each
+        externalIP) to the nodes
         that can serve it (all of them; with externalTrafficPolicy Local, only nodes with a
         local endpoint, as a cloud LB's health checks would decide), spreading flows (ECMP)."""
         plan = self.plan
@@ -168,7 +169,8 @@ class Builder:
         node_ip = {n.name: n.underlay_ip for n in plan.nodes}
         wanted: dict[str, list[str]] = {}
         for svc in plan.services:
-            for ip in svc.load_balancer_ips:
+            # externalIPs too: a real network routes them to the nodes, or they reach nothing
+            for ip in (*svc.load_balancer_ips, *svc.external_ips):
                 nodes = list(node_ip)
                 if svc.external_traffic_local:
                     local = {e.node for p in svc.ports for e in p.endpoints if e.ready}

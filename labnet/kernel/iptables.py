@@ -380,24 +380,21 @@ def apply_in_netns(netns: str, plans: list[TablePlan]) -> dict:
     return apply_nodes([(netns, plans)])["nodes"][netns]
 
 
-def plan_tables(wanted: dict[str, dict[str, list[tuple[str, ...]]]],
-                previous: dict[str, dict[str, list[str]]] | None,
+def plan_tables(ruleset, previous: dict[str, dict[str, list[str]]] | None,
                 jumps: list[tuple[str, str, tuple[str, ...]]]) -> list[TablePlan]:
     """What to rewrite, per table, given the last installed ruleset (None: trust nothing)."""
-    from labnet.kubeproxy.rules import Rule
-
     plans = []
-    for table, chains in wanted.items():
-        before = (previous or {}).get(table)
+    texts = ruleset.chains()
+    for table in ruleset.tables():
+        before = (previous or {}).get(table.name)
         rewrite, keep = {}, []
-        for chain, rules in chains.items():
-            texts = [Rule(chain, args).text() for args in rules]
-            if before is not None and before.get(chain) == texts:
+        ordered = table.chain_rules()
+        for chain, rules in ordered.items():
+            if before is not None and before.get(chain) == texts[table.name][chain]:
                 keep.append(chain)
             else:
-                rewrite[chain] = rules
-        table_jumps = [(chain, args) for t, chain, args in jumps if t == table]
-        stale = sorted(set(before or {}) - set(chains))
-        plans.append(TablePlan(table, rewrite, keep, table_jumps, before is None, stale))
+                rewrite[chain] = [r.args for r in rules]
+        table_jumps = [(chain, args) for t, chain, args in jumps if t == table.name]
+        stale = sorted(set(before or {}) - set(ordered))
+        plans.append(TablePlan(table.name, rewrite, keep, table_jumps, before is None, stale))
     return plans
-

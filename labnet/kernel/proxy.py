@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass, field
 
 from labnet.kernel import iptables
-from labnet.kubeproxy.for_plan import node_ruleset
+from labnet.kubeproxy.for_plan import all_node_rulesets
 from labnet.kubeproxy.rules import jump_rules
 from labnet.plan import Plan
 from labnet.state import StateDir
@@ -54,20 +54,18 @@ def sync(plan: Plan, state: StateDir, previous: Plan | None = None,
     report = ProxyReport()
     jumps = [(table, rule.chain, rule.args) for table, rule in jump_rules()]
     jobs, records = [], {}
+    rulesets = all_node_rulesets(plan)
     for node in plan.nodes:
-        ruleset = node_ruleset(plan, node.name)
+        ruleset = rulesets[node.name]
         chains = ruleset.chains()
         record = None if full else _read_record(state, node.name)
         if record == chains:
             report.nodes[node.name] = {"rewritten": 0, "rules": 0, "deleted": []}
             continue
-        wanted = {t.name: {chain: [r.args for r in rules]
-                           for chain, rules in t.chain_rules().items()}
-                  for t in ruleset.tables()}
         # the record is cleared first: if this sync dies half-way, the next one is full
         with contextlib.suppress(FileNotFoundError):
             _record_path(state, node.name).unlink()
-        jobs.append((node.netns, iptables.plan_tables(wanted, record, jumps)))
+        jobs.append((node.netns, iptables.plan_tables(ruleset, record, jumps)))
         records[node.netns] = (node.name, chains)
     if jobs:
         done = iptables.apply_nodes(jobs)

@@ -66,14 +66,23 @@ class Table:
         self.declare(chain)
         self.rules.append(Rule(chain, tuple(args)))
 
+    def merge(self, other: Table) -> None:
+        self.chains.update(other.chains)
+        self.rules.extend(other.rules)
+
     def chain_rules(self) -> dict[str, list[Rule]]:
-        """Every declared chain in canonical order with its rules in canonical order."""
+        """Every declared chain in canonical order with its rules in canonical order (computed
+        once: the table is complete when anyone asks)."""
+        cached = self.__dict__.get("_ordered")
+        if cached is not None and cached[0] == len(self.rules):
+            return cached[1]
         result = {chain: [] for chain in sorted(self.chains, key=chain_order)}
         for rule in self.rules:
             result[rule.chain].append(rule)
         for chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
             if chain in result:
                 result[chain].sort(key=service_order)
+        self.__dict__["_ordered"] = (len(self.rules), result)
         return result
 
 
@@ -168,9 +177,13 @@ class Ruleset:
         return "\n".join(out) + "\n"
 
     def chains(self) -> dict[str, dict[str, list[str]]]:
-        """{table: {chain: [rule text, …]}}: the form the installer diffs against."""
-        return {t.name: {c: [r.text() for r in rules] for c, rules in t.chain_rules().items()}
+        """{table: {chain: [rule text, …]}}: the form the installer diffs against (computed
+        once)."""
+        if "_chains" not in self.__dict__:
+            self.__dict__["_chains"] = {
+                t.name: {c: [r.text() for r in rules] for c, rules in t.chain_rules().items()}
                 for t in self.tables()}
+        return self.__dict__["_chains"]
 
 
 def probability(n: int) -> str:
@@ -178,7 +191,23 @@ def probability(n: int) -> str:
     return f"{1.0 / n:.10f}"
 
 
-def render(services: Iterable[PlanService], opts: ProxyOptions) -> Ruleset:
+def node_independent(svc: PlanService) -> bool:
+    """Rules that do not depend on which node renders them: no Local traffic policy (local
+    endpoints) and no source ranges (whose FW rules look at the node's IPs)."""
+    return not (svc.internal_traffic_local or svc.external_traffic_local
+                or svc.load_balancer_source_ranges)
+
+
+def render_nodes(services: Iterable[PlanService], nodes: list[ProxyOptions]) -> list[Ruleset]:
+    """Every node's ruleset; rules that are the same on every node are made once and shared
+    (their text too), which is most of them."""
+    services = list(services)
+    shared: dict = {}
+    return [render(services, opts, shared) for opts in nodes]
+
+
+def render(services: Iterable[PlanService], opts: ProxyOptions,
+           shared: dict | None = None) -> Ruleset:
     services = sorted((s for s in services if s.cluster_ip not in ("", "None")),
                       key=lambda s: s.key)
     filt = Table("filter")
@@ -202,9 +231,19 @@ def render(services: Iterable[PlanService], opts: ProxyOptions) -> Ruleset:
                  "-j", "DROP")
     total = sum(len(p.endpoints) for s in services for p in s.ports)
     large = total > LARGE_CLUSTER_ENDPOINTS
+    common = (opts.cluster_cidr, opts.masquerade_mark, opts.localhost_nodeports, opts.nfacct)
     for svc in services:
-        for port in svc.ports:
-            render_port(svc, port, opts, filt, nat, large)
+        for index, port in enumerate(svc.ports):
+            key = (id(svc), index, common)
+            if shared is not None and key in shared:
+                part_filter, part_nat = shared[key]
+            else:
+                part_filter, part_nat = Table("filter"), Table("nat")
+                render_port(svc, port, opts, part_filter, part_nat, large)
+                if shared is not None and node_independent(svc):
+                    shared[key] = (part_filter, part_nat)  # ids hold: the caller keeps svc
+            filt.merge(part_filter)
+            nat.merge(part_nat)
     if not opts.conntrack_liberal:
         invalid = ["-m", "conntrack", "--ctstate", "INVALID"]
         if opts.nfacct:

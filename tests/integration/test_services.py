@@ -81,6 +81,13 @@ manifests:
       ports: [{port: 80, nodePort: 30090}]
   - apiVersion: v1
     kind: Service
+    metadata: {name: web-ext}
+    spec:
+      selector: {app: web}
+      externalIPs: [192.168.255.150]
+      ports: [{port: 8000, targetPort: 8080}]
+  - apiVersion: v1
+    kind: Service
     metadata: {name: web-lb}
     spec:
       type: LoadBalancer
@@ -212,6 +219,13 @@ def test_load_balancer_ip_from_the_external_host(svc_lab):
     assert who(svc_lab, "external", f"http://{lb_ip}/")["pod"] in web_pods(svc_lab)
     ping = svc_lab.exec("external", ["ping", "-c", "1", "-W", "1", lb_ip])
     assert ping.returncode != 0
+
+
+def test_external_ip_from_the_external_host(svc_lab):
+    assert who(svc_lab, "external", "http://192.168.255.150:8000/")["pod"] in web_pods(svc_lab)
+    # the ClusterIP of the same service works from pods, on its own port
+    assert who(svc_lab, "client", f"http://{vip(svc_lab, 'web-ext')}:8000/")["pod"] in web_pods(
+        svc_lab)
 
 
 def test_rules_read_back_from_the_kernel(svc_lab):
