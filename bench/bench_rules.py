@@ -50,6 +50,10 @@ def main() -> None:
     jumps = [(t, r.chain, r.args) for t, r in jump_rules()]
     opts = [ProxyOptions(f"node{i}", (f"192.168.255.{10 + i}",), "172.16.0.0/16")
             for i in (1, 2)]
+    start = time.perf_counter()
+    iptables._load_iptc()
+    print(f"importing python-iptables: {time.perf_counter() - start:.3f} s (once per labnet "
+          "process, not in the figures below)")
     print(f"{'services':>8} {'rules':>7} | {'labnet full':>11} {'restore':>9} {'ratio':>6} | "
           f"{'1-endpoint resync':>17} | {'shapes':>6}")
     try:

@@ -17,7 +17,7 @@ from labnet.lab import Lab  # noqa: E402
 from labnet.plan import make_plan  # noqa: E402
 
 SIZES_FULL = [(2, 1), (2, 10), (2, 100), (2, 500), (10, 1), (10, 10), (10, 100), (10, 500)]
-SIZES_QUICK = [(2, 1), (2, 10), (2, 100)]
+SIZES_QUICK = [(2, 1), (2, 10), (2, 100), (2, 500)]
 
 
 def lab_yaml(name: str, nodes: int, pods: int) -> str:

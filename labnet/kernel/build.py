@@ -120,7 +120,10 @@ class Builder:
             self.handle(netns).add_veth(name, peer, fd, mtu, self.mark, master)
         finally:
             os.close(fd)
-        self.handle(peer_netns).set_link(peer, state="up")
+        peer_handle = self.handle(peer_netns)
+        # a fresh namespace holds lo (1) and now the peer, which the kernel numbers 2
+        if peer_netns not in self.fresh or not peer_handle.claim_index(peer, 2, state="up"):
+            peer_handle.set_link(peer, state="up")
         if netns not in self.fresh or peer_netns not in self.fresh:
             self.report.change(f"{netns}: veth {name} <-> {peer_netns}:{peer} created")
 

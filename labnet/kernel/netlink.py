@@ -7,6 +7,7 @@ this module the lab speaks in plain names and typed records, never in netlink at
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import dataclass
 
@@ -22,6 +23,18 @@ RTNH_F_ONLINK = 4
 RTPROT_BOOT = 3
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _shared_loop() -> asyncio.AbstractEventLoop:
+    """One event loop for every handle: pyroute2 would make one per handle, and a lab opens
+    a handle per pod (the calls never overlap: the builder is sequential)."""
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()
+    return _LOOP
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,7 @@ class NetnsLink:
         with nsfs.entered(netns):
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
         try:
-            self.ipr = IPRoute(fileno=sock.detach())
+            self.ipr = IPRoute(fileno=sock.detach(), use_event_loop=_shared_loop())
         except Exception:
             sock.close()
             raise
@@ -132,24 +145,40 @@ class NetnsLink:
                 if m["ifindex"] == ifindex and m.get_attr("NDA_DST")}
 
     def index(self, name: str) -> int:
+        """ifindex by name, asking the kernel for that one link (a dump per lookup made a
+        node with hundreds of pods quadratic)."""
         if name not in self._index:
-            found = self._call(f"looking up {name}", "link_lookup", ifname=name)
+            found = self._call(f"looking up {name}", "link", "get", ifname=name)
             if not found:
                 raise KernelError(f"netns {self.netns}: no interface {name}")
-            self._index[name] = found[0]
+            self._index[name] = found[0]["index"]
         return self._index[name]
 
     # --- changing ---------------------------------------------------------------------------
 
     def set_link(self, name: str, **attrs: object) -> None:
-        self._call(f"setting {name} {attrs}", "link", "set", index=self.index(name), **attrs)
+        """By index when known, else by name: the kernel resolves it, no lookup round trip."""
+        where = {"index": self._index[name]} if name in self._index else {"ifname": name}
+        self._call(f"setting {name} {attrs}", "link", "set", **where, **attrs)
+
+    def claim_index(self, name: str, index: int, **attrs: object) -> bool:
+        """In a namespace known to hold only lo and `name`: confirm `name` has `index` (the
+        kernel numbers a fresh namespace's devices 1, 2, …) while setting `attrs`, so later
+        calls need no lookup. False if the guess was wrong (nothing was changed)."""
+        try:
+            self.ipr.link("set", index=index, ifname=name, **attrs)
+        except NetlinkError:
+            return False
+        self._index[name] = index
+        return True
 
     def delete_link(self, name: str) -> None:
         self._call(f"deleting {name}", "link", "del", index=self.index(name))
         self._index.pop(name, None)
 
     def set_hairpin(self, name: str) -> None:
-        self._call(f"setting hairpin on {name}", "brport", "set", index=self.index(name), mode=1)
+        where = {"index": self._index[name]} if name in self._index else {"ifname": name}
+        self._call(f"setting hairpin on {name}", "brport", "set", **where, mode=1)
 
     def add_bridge(self, name: str, mtu: int, alias: str, nf_call_iptables: bool = False) -> None:
         extra = {"br_nf_call_iptables": 1} if nf_call_iptables else {}
