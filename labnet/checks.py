@@ -120,6 +120,27 @@ def get_bool(obj: Located, key: str, what: str, problems: Problems, default: boo
     return value
 
 
+def read_port(item: Any, where: str, number_key: str, fields: set[str], what: str,
+              problems: Problems, protocol_hint: str) -> tuple[int, str] | None:
+    """One entry of a `ports` list (a container's or a Service's): (number, protocol), or
+    None after reporting what is wrong with it."""
+    if not isinstance(item, Located):
+        problems.add(where, f"{what}: each port must be a mapping with {number_key}")
+        return None
+    check_fields(item, fields, f"{what} port", problems)
+    number = get_int(item, number_key, f"{what} port", problems, None, 1, 65535)
+    if number is None:
+        if number_key not in item:
+            problems.add(where, f"{what}: a port needs {number_key}")
+        return None
+    protocol = get_str(item, "protocol", f"{what} port", problems, default="TCP")
+    if protocol not in ("TCP", "UDP"):
+        problems.add(item.where("protocol"), f"{what}: protocol {protocol!r} is not supported",
+                     protocol_hint)
+        return None
+    return number, protocol
+
+
 def check_dns_label(name: Any, where: str, what: str, problems: Problems) -> bool:
     if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.match(name):
         problems.add(where, f"{what} {name!r} is not a valid DNS-1123 label",

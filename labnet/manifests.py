@@ -20,6 +20,7 @@ from labnet.checks import (
     get_list,
     get_map,
     get_str,
+    read_port,
 )
 from labnet.model import (
     ContainerPort,
@@ -205,20 +206,11 @@ def parse_container(item: Located, pod: str, seen_ports: dict, port_names: set,
     ports = []
     for index, port in enumerate(get_list(item, "ports", what, problems)):
         where = item["ports"].where(index)
-        if not isinstance(port, Located):
-            problems.add(where, f"{what}: each port must be a mapping with containerPort")
-            continue
-        check_fields(port, PORT_FIELDS, f"{what} port", problems)
-        number = get_int(port, "containerPort", f"{what} port", problems, None, 1, 65535)
-        if number is None:
-            if "containerPort" not in port:
-                problems.add(where, f"{what}: a port needs containerPort")
-            continue
-        protocol = get_str(port, "protocol", f"{what} port", problems, default="TCP")
-        if protocol not in ("TCP", "UDP"):
-            problems.add(port.where("protocol"), f"{what}: protocol {protocol!r} is not supported",
+        read = read_port(port, where, "containerPort", PORT_FIELDS, what, problems,
                          "labnet serves TCP (HTTP) and UDP (echo)")
+        if read is None:
             continue
+        number, protocol = read
         port_name = get_str(port, "name", f"{what} port", problems, default="") or ""
         if port_name:
             if (len(port_name) > 15 or not any(c.isalpha() for c in port_name)

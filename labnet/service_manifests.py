@@ -14,6 +14,7 @@ from labnet.checks import (
     get_list,
     get_map,
     get_str,
+    read_port,
 )
 from labnet.model import EndpointSliceSpec, ServicePortSpec, ServiceSpec, SliceEndpoint
 from labnet.yamlsrc import Located
@@ -121,20 +122,11 @@ def parse_service_ports(spec: Located, kind: str, what: str,
     items = get_list(spec, "ports", what, problems)
     for index, item in enumerate(items):
         where = spec["ports"].where(index)
-        if not isinstance(item, Located):
-            problems.add(where, f"{what}: each port must be a mapping with port")
-            continue
-        check_fields(item, SERVICE_PORT_FIELDS, f"{what} port", problems)
-        number = get_int(item, "port", f"{what} port", problems, None, 1, 65535)
-        if number is None:
-            if "port" not in item:
-                problems.add(where, f"{what}: a port needs port")
-            continue
-        protocol = get_str(item, "protocol", f"{what} port", problems, default="TCP")
-        if protocol not in ("TCP", "UDP"):
-            problems.add(item.where("protocol"), f"{what}: protocol {protocol!r} is not supported",
+        read = read_port(item, where, "port", SERVICE_PORT_FIELDS, what, problems,
                          "labnet services carry TCP and UDP")
+        if read is None:
             continue
+        number, protocol = read
         name = get_str(item, "name", f"{what} port", problems, default="") or ""
         if name:
             check_dns_label(name, item.where("name"), f"{what} port name", problems)
