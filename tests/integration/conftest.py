@@ -59,12 +59,12 @@ def make_lab(tmp_path):
         take_down(name)
 
 
-@pytest.fixture(scope="module")
-def seed_lab(tmp_path_factory):
-    """The default lab under a unique name, shared by the read-only tests of a module."""
+@contextlib.contextmanager
+def running_lab(text: str, directory: Path):
+    """A lab from `text` under a unique name, up for the block and always taken down."""
     name = unique_name()
-    path = tmp_path_factory.mktemp("seed") / "seed.yaml"
-    path.write_text(lab_text(SEED, name))
+    path = directory / f"{name}.yaml"
+    path.write_text(lab_text(text, name))
     lab = Lab.load(path)
     lab.path = path  # type: ignore[attr-defined]
     try:
@@ -72,6 +72,13 @@ def seed_lab(tmp_path_factory):
         yield lab
     finally:
         take_down(name)
+
+
+@pytest.fixture(scope="module")
+def seed_lab(tmp_path_factory):
+    """The default lab under a unique name, shared by the read-only tests of a module."""
+    with running_lab(SEED, tmp_path_factory.mktemp("seed")) as lab:
+        yield lab
 
 
 def labnet_cli(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:

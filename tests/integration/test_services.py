@@ -10,7 +10,13 @@ import pytest
 
 from labnet.kernel import nsfs
 from labnet.kubeproxy import chains
-from tests.integration.conftest import lab_text, labnet_cli, parse_whoami, take_down, unique_name
+from tests.integration.conftest import (
+    lab_text,
+    labnet_cli,
+    parse_whoami,
+    running_lab,
+    unique_name,
+)
 
 SERVICES_LAB = """
 name: x
@@ -98,18 +104,8 @@ manifests:
 
 @pytest.fixture(scope="module")
 def svc_lab(tmp_path_factory):
-    from labnet.lab import Lab
-
-    name = unique_name()
-    path = tmp_path_factory.mktemp("svc") / "lab.yaml"
-    path.write_text(lab_text(SERVICES_LAB, name))
-    lab = Lab.load(path)
-    lab.path = path
-    try:
-        lab.up()
+    with running_lab(SERVICES_LAB, tmp_path_factory.mktemp("svc")) as lab:
         yield lab
-    finally:
-        take_down(name)
 
 
 def vip(lab, name: str) -> str:
