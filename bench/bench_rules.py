@@ -1,9 +1,10 @@
-"""Rule sync speed: labnet (python-iptables) versus iptables-legacy-restore of the same text.
+"""Rule sync speed: labnet's kube-proxy versus iptables-legacy-restore of the same text.
 
-For 10, 100, 1,000 and 5,000 services with 3 endpoints each, on 2 nodes (two namespaces made
-for the run): a full sync, and a resync after one endpoint of one service changed. The
-baseline loads the identical rules (labnet's restore text) with iptables-legacy-restore into
-the same kind of fresh netns.
+For 10, 100, 1,000 and 5,000 services with 3 endpoints each, on 2 nodes (namespaces made for
+the run): a full sync and a resync after one endpoint of one service moved, through the same
+ProxyManager the pod agent runs (one iptables worker per node, kept between syncs; rules of
+unchanged services kept rendered). The baseline loads the identical rules (labnet's restore
+text) with iptables-legacy-restore into two more fresh namespaces.
 """
 
 from __future__ import annotations
@@ -13,16 +14,23 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from labnet.agent.proxy import ProxyManager  # noqa: E402
 from labnet.kernel import iptables, nsfs  # noqa: E402
-from labnet.kubeproxy.rules import ProxyOptions, jump_rules, render_nodes  # noqa: E402
+from labnet.kubeproxy.for_plan import all_node_rulesets  # noqa: E402
+from labnet.plan import Plan, PlanNode  # noqa: E402
 from labnet.services_plan import PlanEndpoint, PlanService, PlanServicePort  # noqa: E402
 
+NETWORK = {"underlay_cidr": "192.168.255.0/24", "pod_cidr": "172.16.0.0/16",
+           "node_cidr_mask": 24, "service_cidr": "172.19.0.0/16", "cluster_dns": "172.19.0.10",
+           "cluster_domain": "cluster.local", "vxlan_vni": 1, "vxlan_port": 8472, "mtu": 1500}
 
-def services(n: int, moved: int | None = None) -> list[PlanService]:
+
+def services(n: int, moved: int | None = None) -> tuple[PlanService, ...]:
     result = []
     for i in range(n):
         eps = tuple(PlanEndpoint(f"172.16.{1 + j % 2}.{(i * 3 + j) % 250 + 2}", 8080,
@@ -32,7 +40,15 @@ def services(n: int, moved: int | None = None) -> list[PlanService]:
         ip = f"172.19.{i // 250}.{i % 250 + 1}"
         result.append(PlanService("default", f"svc{i}", "ClusterIP", ip,
                                   (PlanServicePort("http", "TCP", 80, "8080", 0, eps),)))
-    return result
+    return tuple(result)
+
+
+def plan_for(netns: list[str], svcs: tuple[PlanService, ...]) -> Plan:
+    nodes = tuple(PlanNode(f"node{i}", i, ns, f"192.168.255.{10 + i}", f"node{i}",
+                           f"172.16.{i}.0/24", f"172.16.{i}.1", f"172.16.{i}.0",
+                           "0a:00:00:00:00:0" + str(i)) for i, ns in enumerate(netns, 1))
+    return Plan("bench", NETWORK, "bench-underlay", "bench-external", "192.168.255.254", nodes,
+                (), services=svcs)
 
 
 def fresh(name: str) -> None:
@@ -47,52 +63,48 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_rules.py needs root")
-    jumps = [(t, r.chain, r.args) for t, r in jump_rules()]
-    opts = [ProxyOptions(f"node{i}", (f"192.168.255.{10 + i}",), "172.16.0.0/16")
-            for i in (1, 2)]
     start = time.perf_counter()
     iptables._load_iptc()
-    print(f"importing python-iptables: {time.perf_counter() - start:.3f} s (once per labnet "
-          "process, not in the figures below)")
-    print(f"{'services':>8} {'rules':>7} | {'labnet full':>11} {'restore':>9} {'ratio':>6} | "
-          f"{'1-endpoint resync':>17} | {'shapes':>6}")
+    print(f"importing python-iptables: {time.perf_counter() - start:.3f} s (once per process)")
+    print(f"{'services':>8} {'rules':>7} | {'render':>8} {'install':>8} {'restore':>8} "
+          f"{'ratio':>6} | {'1-endpoint resync':>17}")
+    names = ["benchr-a", "benchr-b", "benchr-c", "benchr-d"]
     try:
         for n in [int(x) for x in args.sizes.split(",")]:
-            nodes = ["benchr-a", "benchr-b"]
-            base = ["benchr-c", "benchr-d"]
-            for name in nodes + base:
+            for name in names:
                 fresh(name)
-            rulesets = render_nodes(services(n), opts)
-            count = sum(len(r) for t in rulesets[0].chains().values() for r in t.values())
+            proxy = ProxyManager()
+            plan = plan_for(names[:2], services(n))
             start = time.perf_counter()
-            jobs = [(ns, iptables.plan_tables(rs, None, jumps))
-                    for ns, rs in zip(nodes, rulesets, strict=True)]
-            report = iptables.apply_nodes(jobs)
+            all_node_rulesets(plan, proxy.cache)  # rendering alone, kept for the sync below
+            render = time.perf_counter() - start
+            start = time.perf_counter()
+            proxy.sync(plan)
             full = time.perf_counter() - start
+            texts = [rs.restore_text() for rs in all_node_rulesets(
+                replace(plan, nodes=tuple(replace(x, netns=ns) for x, ns in
+                                          zip(plan.nodes, names[2:], strict=True)))).values()]
+            count = sum(len(r) for t in proxy.installed[names[0]].values() for r in t.values())
             start = time.perf_counter()
-            for ns, rs in zip(base, rulesets, strict=True):
+            for ns, text in zip(names[2:], texts, strict=True):
                 subprocess.run(["ip", "netns", "exec", ns, "iptables-legacy-restore"],
-                               input=rs.restore_text().encode(), check=True)
+                               input=text.encode(), check=True)
             baseline = time.perf_counter() - start
-            # one endpoint of one service moves: render again, diff, rewrite what changed
             start = time.perf_counter()
-            changed = render_nodes(services(n, moved=n // 2), opts)
-            iptables.apply_nodes([
-                (ns, iptables.plan_tables(new, old.chains(), jumps))
-                for ns, old, new in zip(nodes, rulesets, changed, strict=True)])
+            proxy.sync(plan_for(names[:2], services(n, moved=n // 2)))
             resync = time.perf_counter() - start
-            shapes = report["templates"]
-            print(f"{n:>8} {count:>7} | {full:>9.3f} s {baseline:>7.3f} s "
-                  f"{full / baseline:>5.2f}x | {resync * 1000:>14.1f} ms | {shapes:>6}")
-            for name in nodes + base:
-                nsfs.delete(name)
+            proxy.stop()
+            print(f"{n:>8} {count:>7} | {render:>6.3f} s {full:>6.3f} s {baseline:>6.3f} s "
+                  f"{full / baseline:>5.2f}x | {resync * 1000:>14.1f} ms")
     finally:
-        for name in ("benchr-a", "benchr-b", "benchr-c", "benchr-d"):
+        for name in names:
             if nsfs.exists(name):
                 nsfs.delete(name)
-    print("2 nodes each. full: labnet's install of rules already rendered, against "
-          "iptables-legacy-restore of the same text (process start included, as kube-proxy "
-          "pays it); resync: render both nodes again + diff + rewrite the changed chains")
+    print("2 nodes each, one iptables worker per node, committing in parallel. render: both "
+          "nodes' rulesets; install: a full sync of them (worker start, every chain written, "
+          "commit); restore: iptables-legacy-restore of the same text, one process per node "
+          "(start included); ratio = install / restore; resync: everything after one endpoint "
+          "moved (render with unchanged services reused, diff, rewrite the changed chains)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from labnet.agent import control
 from labnet.errors import LabnetError, LabNotFound, NotRootError, SpecError
-from labnet.kernel import nsfs, proxy, teardown
+from labnet.kernel import nsfs, teardown
 from labnet.kernel.build import Builder, Progress
 from labnet.kernel.inspect import inspect_plan
 from labnet.model import LabSpec
@@ -82,11 +82,12 @@ class Lab:
                 built = builder.apply()
                 builder.close()
                 report = UpReport(self.name, built.created_netns, built.changes)
-                rules = proxy.sync(plan, self.state, previous)
-                report.rules = {node: r for node, r in rules.nodes.items()
+                # the agent serves the pods and runs kube-proxy for every node
+                served = control.ensure_agent(self.state)
+                report.agent_pid = served["pid"]
+                report.rules = {node: r for node, r in served.get("rules", {}).items()
                                 if r["rewritten"] or r["deleted"]}
-                report.conntrack_cleared = rules.conntrack_cleared
-                report.agent_pid = control.ensure_agent(self.state)
+                report.conntrack_cleared = served.get("conntrack_cleared", 0)
                 report.removed_netns = self._remove_stale(plan, previous)
             except BaseException:
                 builder.close()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from labnet.errors import LabnetError
+from labnet.errors import KernelError, LabnetError
 from labnet.kernel.teardown import kill_processes
 from labnet.state import StateDir
 
@@ -34,7 +34,7 @@ def agent_alive(state: StateDir) -> int | None:
     return None
 
 
-def start_agent(state: StateDir) -> int:
+def start_agent(state: StateDir) -> dict:
     state.logs_dir.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
     with open(state.logs_dir / "agent.log", "ab") as log:
@@ -46,18 +46,26 @@ def start_agent(state: StateDir) -> int:
         )
     os.close(write_end)
     state.agent_pid_path.write_text(f"{process.pid}\n")
+    line = b""
     try:
-        ready, _, _ = select.select([read_end], [], [], START_TIMEOUT)
-        line = os.read(read_end, 64) if ready else b""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([read_end], [], [], deadline - time.monotonic())
+            chunk = os.read(read_end, 65536) if ready else b""
+            if not chunk:
+                break
+            line += chunk
     finally:
         os.close(read_end)
-    if line.strip() != b"ready":
+    if not line.startswith(b"ready "):
         kill_processes([process.pid])
         tail = ""
         with contextlib.suppress(OSError):
             tail = (state.logs_dir / "agent.log").read_text()[-400:].strip()
         raise LabnetError(f"the pod agent of lab {state.lab} did not start: {tail or 'no output'}")
-    return process.pid
+    answer = json.loads(line[6:])
+    answer["pid"] = process.pid
+    return answer
 
 
 def request(state: StateDir, op: str, timeout: float = REQUEST_TIMEOUT) -> dict:
@@ -74,16 +82,23 @@ def request(state: StateDir, op: str, timeout: float = REQUEST_TIMEOUT) -> dict:
     return json.loads(data or b"{}")
 
 
-def ensure_agent(state: StateDir) -> int:
-    """A running agent serving the plan now in the state directory."""
+def ensure_agent(state: StateDir) -> dict:
+    """A running agent serving the plan now in the state directory; its reload report
+    (pid, rules rewritten per node, conntrack entries cleared). Raises when the agent could not
+    apply the plan (its rules failed)."""
     pid = agent_alive(state)
+    answer = None
     if pid is not None:
-        with contextlib.suppress(OSError, ValueError):
+        try:
             answer = request(state, "reload")
-            if answer.get("ok"):
-                return pid
-        kill_processes([pid])
-    return start_agent(state)
+            answer["pid"] = pid
+        except (OSError, ValueError):
+            kill_processes([pid])
+    if answer is None:
+        answer = start_agent(state)
+    if not answer.get("ok"):
+        raise KernelError(answer.get("error", "the pod agent failed"))
+    return answer
 
 
 def status(state: StateDir) -> dict | None:

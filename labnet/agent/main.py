@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labnet.agent.proxy import ProxyManager
 from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
+from labnet.errors import LabnetError
 from labnet.kernel import nsfs
 from labnet.plan import Plan, PlanPod
 from labnet.state import StateDir
@@ -69,8 +71,11 @@ class Agent:
         self.state = state
         self.pods: dict[str, PodRuntime] = {}
         self.stopping = asyncio.Event()
+        self.proxy = ProxyManager()
 
     async def reload(self) -> dict:
+        """Serve the plan in the state directory: pods' servers and commands, and every
+        node's kube-proxy rules."""
         plan = Plan.from_json(self.state.plan_path.read_text())
         wanted = {p.key: p for p in plan.pods}
         for key in list(self.pods):
@@ -79,7 +84,14 @@ class Agent:
         for key, pod in wanted.items():
             if key not in self.pods:
                 self.pods[key] = await self.start_pod(pod)
-        return {"ok": True, "pods": len(self.pods)}
+        try:
+            # in a thread: the pods keep being served meanwhile, and pyroute2's synchronous
+            # calls (conntrack) need a thread without a running event loop
+            synced = await asyncio.get_running_loop().run_in_executor(None, self.proxy.sync,
+                                                                      plan)
+        except LabnetError as exc:
+            return {"ok": False, "error": str(exc), "pods": len(self.pods)}
+        return {"ok": True, "pods": len(self.pods), **synced}
 
     async def start_pod(self, pod: PlanPod) -> PodRuntime:
         loop = asyncio.get_running_loop()
@@ -185,13 +197,14 @@ class Agent:
             self.state.agent_socket.unlink()
         control = await asyncio.start_unix_server(self.handle, path=str(self.state.agent_socket))
         os.chmod(self.state.agent_socket, 0o600)
-        await self.reload()
+        first = await self.reload()
         if ready_fd is not None:
-            os.write(ready_fd, b"ready\n")
+            os.write(ready_fd, b"ready " + json.dumps(first).encode() + b"\n")
             os.close(ready_fd)
         supervisor = asyncio.create_task(self.supervise())
         await self.stopping.wait()
         control.close()
+        self.proxy.stop()
         for runtime in self.pods.values():
             self.stop_pod(runtime)
         await supervisor

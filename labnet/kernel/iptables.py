@@ -16,13 +16,16 @@ always built the slow way.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import json
+import multiprocessing
 import os
+import signal
 import socket
 import struct
 import traceback
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 from labnet.errors import KernelError
 from labnet.kernel import nsfs
@@ -39,7 +42,6 @@ class TablePlan:
 
     name: str
     rewrite: dict[str, list[tuple[str, ...]]]  # chain -> every rule's argv
-    keep: list[str]  # chains that exist and stay as they are
     jumps: list[tuple[str, tuple[str, ...]]]  # (built-in chain, argv) in prepend order
     full: bool  # no trusted record of the kernel: read it, delete unknown KUBE- chains
     stale: list[str] = field(default_factory=list)  # chains of the last sync that must go
@@ -276,8 +278,8 @@ def _apply_table(iptc, factory: EntryFactory, plan: TablePlan, result: SyncResul
                 raise OSError(f"cannot append to {chain}: {table.strerror()}: {args}")
         result.rules += len(rules)
         result.rewritten += 1
-    wanted = set(plan.rewrite) | set(plan.keep)
-    if existing is not None:
+    wanted = set(plan.rewrite)
+    if existing is not None:  # full: everything wanted is in `rewrite`
         stale = sorted(c for c in existing if c.startswith("KUBE-") and c not in wanted)
     else:
         stale = [c for c in plan.stale if c not in wanted and lib.iptc_is_chain(c.encode(),
@@ -306,7 +308,7 @@ _IPTC = None
 
 def _load_iptc():
     """python-iptables, imported once in the parent: importing only loads libraries (it runs
-    ldconfig, ~0.3 s) and opens no socket; every libiptc handle is made later, in a child,
+    ldconfig, ~0.3 s) and opens no socket; every libiptc handle is made later, in a worker,
     inside a node's netns."""
     global _IPTC
     if _IPTC is None:
@@ -316,64 +318,114 @@ def _load_iptc():
     return _IPTC
 
 
-def _child(jobs: list[tuple[str, list[TablePlan]]], out_fd: int) -> None:
+def _worker_main(netns: str, conn: Connection) -> None:
+    """The worker process: enter the node's netns for good, then apply table plans as they
+    come, until the pipe closes. Never returns."""
     status = 1
     try:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)  # not the agent's handlers (asyncio wakeup fd)
+        signal.set_wakeup_fd(-1)
+        keep = {conn.fileno()}
+        for name in os.listdir("/proc/self/fd"):  # pod sockets would keep their netns alive
+            if int(name) not in keep and int(name) > 2:
+                with contextlib.suppress(OSError):
+                    os.close(int(name))
+        fd = nsfs.open_fd(netns)
+        if nsfs._libc.setns(fd, nsfs.CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {netns}")
+        os.close(fd)
+        if os.stat("/proc/self/ns/net").st_ino == nsfs.ROOT_INODE:
+            raise nsfs.SealError("refusing to write iptables rules in the root namespace")
         iptc = _load_iptc()
         factory = EntryFactory(iptc)
-        results = {}
-        for netns, plans in jobs:
-            fd = nsfs.open_fd(netns)
-            if nsfs._libc.setns(fd, nsfs.CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), f"setns {netns}")
-            os.close(fd)
-            if os.stat("/proc/thread-self/ns/net").st_ino == nsfs.ROOT_INODE:
-                raise nsfs.SealError("refusing to write iptables rules in the root namespace")
-            # python-iptables caches tables (and their libiptc handles) by name: drop them,
-            # so this node's tables are read and committed through handles born in its netns
-            iptc.Table._cache.clear()
-            iptc.Chain._cache.clear()
-            result = SyncResult(netns)
-            for plan in plans:
-                _apply_table(iptc, factory, plan, result)
-            results[netns] = result.__dict__
-        summary = {"templates": sum(1 for t in factory.templates.values() if t),
-                   "slow_rules": factory.slow}
-        os.write(out_fd, json.dumps({"ok": True, "nodes": results, **summary}).encode())
-        status = 0
-    except BaseException as exc:  # report everything to the parent, never raise in a fork
-        message = f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, (OSError, ValueError)):
-            message += "\n" + traceback.format_exc(limit=4)
-        os.write(out_fd, json.dumps({"ok": False, "error": message}).encode())
+        while True:
+            try:
+                plans = conn.recv()
+            except (EOFError, OSError):
+                status = 0
+                break
+            try:
+                # python-iptables caches tables (and their libiptc handles) by name: drop
+                # them, so every sync reads the kernel's tables afresh
+                iptc.Table._cache.clear()
+                iptc.Chain._cache.clear()
+                result = SyncResult(netns)
+                for plan in plans:
+                    _apply_table(iptc, factory, plan, result)
+                result.templates = sum(1 for t in factory.templates.values() if t)
+                result.slow_rules = factory.slow
+                conn.send({"ok": True, **result.__dict__})
+            except Exception as exc:  # report it; the next sync may still succeed
+                message = f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, (OSError, ValueError)):
+                    message += "\n" + traceback.format_exc(limit=4)
+                conn.send({"ok": False, "error": message})
+    except BaseException as exc:  # never raise in a fork
+        with contextlib.suppress(Exception):
+            conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
     finally:
         os._exit(status)
 
 
+class NodeWorker:
+    """labnet's kube-proxy for one node: a process forked into the node's netns that keeps
+    python-iptables and its entry templates between syncs, so a resync costs only the chains
+    that changed, a read of the table and one commit."""
+
+    def __init__(self, netns: str) -> None:
+        _load_iptc()
+        self.netns = netns
+        parent, child = multiprocessing.Pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            parent.close()
+            _worker_main(netns, child)
+        child.close()
+        self.pid = pid
+        self.conn = parent
+
+    def alive(self) -> bool:
+        try:
+            done, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return done == 0
+
+    def send(self, plans: list[TablePlan]) -> None:
+        self.conn.send(plans)
+
+    def receive(self, timeout: float = 120) -> dict:
+        if not self.conn.poll(timeout):
+            raise KernelError(f"netns {self.netns}: the iptables worker did not answer")
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            raise KernelError(f"netns {self.netns}: the iptables worker died") from None
+
+    def stop(self) -> None:
+        self.conn.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
 def apply_nodes(jobs: list[tuple[str, list[TablePlan]]]) -> dict:
-    """Run every node's table plans in one child process that enters each node's netns in
-    turn; return its report ({"nodes": {netns: SyncResult}, …})."""
-    _load_iptc()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child never returns
-        os.close(read_end)
-        _child(jobs, write_end)
-    os.close(write_end)
-    chunks = []
-    while chunk := os.read(read_end, 65536):
-        chunks.append(chunk)
-    os.close(read_end)
-    os.waitpid(pid, 0)
+    """Apply every node's table plans, all nodes at once, with one short-lived worker per
+    node; return {"nodes": {netns: SyncResult}, …}."""
+    workers = [(NodeWorker(netns), plans) for netns, plans in jobs]
     try:
-        report = json.loads(b"".join(chunks) or b"{}")
-    except ValueError:
-        report = {}
-    if not report.get("ok"):
-        names = ", ".join(netns for netns, _ in jobs)
-        raise KernelError(f"installing iptables rules in {names} failed: "
-                          f"{report.get('error', 'the child process died')}")
-    return report
+        for worker, plans in workers:
+            worker.send(plans)
+        results = {worker.netns: worker.receive() for worker, _ in workers}
+    finally:
+        for worker, _ in workers:
+            worker.stop()
+    failed = {netns: r["error"] for netns, r in results.items() if not r.get("ok")}
+    if failed:
+        raise KernelError("installing iptables rules failed: " + "; ".join(
+            f"netns {netns}: {error}" for netns, error in failed.items()))
+    return {"ok": True, "nodes": results,
+            "templates": max((r["templates"] for r in results.values()), default=0)}
 
 
 def apply_in_netns(netns: str, plans: list[TablePlan]) -> dict:
@@ -387,14 +439,12 @@ def plan_tables(ruleset, previous: dict[str, dict[str, list[str]]] | None,
     texts = ruleset.chains()
     for table in ruleset.tables():
         before = (previous or {}).get(table.name)
-        rewrite, keep = {}, []
+        rewrite = {}
         ordered = table.chain_rules()
         for chain, rules in ordered.items():
-            if before is not None and before.get(chain) == texts[table.name][chain]:
-                keep.append(chain)
-            else:
+            if before is None or before.get(chain) != texts[table.name][chain]:
                 rewrite[chain] = [r.args for r in rules]
         table_jumps = [(chain, args) for t, chain, args in jumps if t == table.name]
         stale = sorted(set(before or {}) - set(ordered))
-        plans.append(TablePlan(table.name, rewrite, keep, table_jumps, before is None, stale))
+        plans.append(TablePlan(table.name, rewrite, table_jumps, before is None, stale))
     return plans

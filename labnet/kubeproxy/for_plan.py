@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labnet.kubeproxy.rules import ProxyOptions, Ruleset, render, render_nodes
+from labnet.kubeproxy.rules import ProxyOptions, RenderCache, Ruleset, render, render_nodes
 from labnet.plan import Plan, PlanNode
 
 
@@ -16,7 +16,7 @@ def node_ruleset(plan: Plan, node_name: str) -> Ruleset:
     return render(plan.services, options_for(plan, plan.node(node_name)))
 
 
-def all_node_rulesets(plan: Plan) -> dict[str, Ruleset]:
+def all_node_rulesets(plan: Plan, cache: RenderCache | None = None) -> dict[str, Ruleset]:
     """Every node's ruleset, sharing the rules that are the same everywhere."""
-    rulesets = render_nodes(plan.services, [options_for(plan, n) for n in plan.nodes])
+    rulesets = render_nodes(plan.services, [options_for(plan, n) for n in plan.nodes], cache)
     return {node.name: rs for node, rs in zip(plan.nodes, rulesets, strict=True)}

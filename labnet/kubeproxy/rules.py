@@ -198,16 +198,44 @@ def node_independent(svc: PlanService) -> bool:
                 or svc.load_balancer_source_ranges)
 
 
-def render_nodes(services: Iterable[PlanService], nodes: list[ProxyOptions]) -> list[Ruleset]:
-    """Every node's ruleset; rules that are the same on every node are made once and shared
-    (their text too), which is most of them."""
+class RenderCache:
+    """Rendered rules of each service port, reused while the service is unchanged: across the
+    nodes of one sync (rules that do not depend on the node are made once, text included) and,
+    in a long-lived process, across syncs (a resync renders only what changed)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, tuple[PlanService, Table, Table]] = {}
+        self.used: set[tuple] = set()
+
+    def get(self, key: tuple, svc: PlanService) -> tuple[Table, Table] | None:
+        entry = self.entries.get(key)
+        if entry is not None and entry[0] == svc:
+            self.used.add(key)
+            return entry[1], entry[2]
+        return None
+
+    def put(self, key: tuple, svc: PlanService, filt: Table, nat: Table) -> None:
+        self.entries[key] = (svc, filt, nat)
+        self.used.add(key)
+
+    def sweep(self) -> None:
+        """Forget what the last sync did not use (deleted or changed services)."""
+        self.entries = {k: v for k, v in self.entries.items() if k in self.used}
+        self.used = set()
+
+
+def render_nodes(services: Iterable[PlanService], nodes: list[ProxyOptions],
+                 cache: RenderCache | None = None) -> list[Ruleset]:
+    """Every node's ruleset, sharing what is the same on every node (most of it)."""
     services = list(services)
-    shared: dict = {}
-    return [render(services, opts, shared) for opts in nodes]
+    cache = cache if cache is not None else RenderCache()
+    result = [render(services, opts, cache) for opts in nodes]
+    cache.sweep()
+    return result
 
 
 def render(services: Iterable[PlanService], opts: ProxyOptions,
-           shared: dict | None = None) -> Ruleset:
+           cache: RenderCache | None = None) -> Ruleset:
     services = sorted((s for s in services if s.cluster_ip not in ("", "None")),
                       key=lambda s: s.key)
     filt = Table("filter")
@@ -231,19 +259,20 @@ def render(services: Iterable[PlanService], opts: ProxyOptions,
                  "-j", "DROP")
     total = sum(len(p.endpoints) for s in services for p in s.ports)
     large = total > LARGE_CLUSTER_ENDPOINTS
-    common = (opts.cluster_cidr, opts.masquerade_mark, opts.localhost_nodeports, opts.nfacct)
+    common = (opts.cluster_cidr, opts.masquerade_mark, opts.localhost_nodeports, opts.nfacct,
+              large)
     for svc in services:
+        scope = "" if node_independent(svc) else (opts.node_name, opts.node_ips)
         for index, port in enumerate(svc.ports):
-            key = (id(svc), index, common)
-            if shared is not None and key in shared:
-                part_filter, part_nat = shared[key]
-            else:
-                part_filter, part_nat = Table("filter"), Table("nat")
-                render_port(svc, port, opts, part_filter, part_nat, large)
-                if shared is not None and node_independent(svc):
-                    shared[key] = (part_filter, part_nat)  # ids hold: the caller keeps svc
-            filt.merge(part_filter)
-            nat.merge(part_nat)
+            key = (svc.key, index, common, scope)
+            parts = cache.get(key, svc) if cache is not None else None
+            if parts is None:
+                parts = Table("filter"), Table("nat")
+                render_port(svc, port, opts, parts[0], parts[1], large)
+                if cache is not None:
+                    cache.put(key, svc, *parts)
+            filt.merge(parts[0])
+            nat.merge(parts[1])
     if not opts.conntrack_liberal:
         invalid = ["-m", "conntrack", "--ctstate", "INVALID"]
         if opts.nfacct:
