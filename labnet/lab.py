@@ -252,12 +252,19 @@ def status(name: str) -> dict:
             "netns": pod.netns, "ports": want, "listening": listening, "processes": procs,
             "ready": not missing, "missing": missing,
         })
-    nodes = [{
-        "name": n.name, "netns": n.netns, "underlay_ip": n.underlay_ip, "pod_cidr": n.pod_cidr,
-        "pods": len(plan.pods_on(n.name)), "ready": not kernel["nodes"][n.name]["missing"],
-        "missing": kernel["nodes"][n.name]["missing"],
-        "foreign": kernel["nodes"][n.name]["foreign"],
-    } for n in plan.nodes]
+    proxies = agent.get("proxy", {}) if agent else {}
+    nodes = []
+    for n in plan.nodes:
+        missing = list(kernel["nodes"][n.name]["missing"])
+        proxy = proxies.get(n.netns, {})
+        if not (proxy.get("alive") and proxy.get("synced")):
+            missing.append("kube-proxy rules (the agent's worker for this node)")
+        nodes.append({
+            "name": n.name, "netns": n.netns, "underlay_ip": n.underlay_ip,
+            "pod_cidr": n.pod_cidr, "pods": len(plan.pods_on(n.name)), "ready": not missing,
+            "missing": missing, "foreign": kernel["nodes"][n.name]["foreign"],
+            "proxy_pid": proxy.get("pid"),
+        })
     healthy = (agent is not None and all(p["ready"] for p in pods)
                and all(n["ready"] for n in nodes) and not kernel["stray_netns"]
                and not kernel["underlay"]["missing"] and not kernel["external"]["missing"])

@@ -167,7 +167,10 @@ class Agent:
                                "restarts": max(0, c.restarts), "last_exit": c.last_exit}
                               for c in rt.commands],
             }
-        return {"pid": os.getpid(), "pods": pods}
+        proxy = {netns: {"pid": w.pid, "alive": w.alive(),
+                         "synced": netns in self.proxy.installed}
+                 for netns, w in self.proxy.workers.items()}
+        return {"pid": os.getpid(), "pods": pods, "proxy": proxy}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -326,6 +326,8 @@ def _worker_main(netns: str, conn: Connection) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)  # not the agent's handlers (asyncio wakeup fd)
         signal.set_wakeup_fd(-1)
+        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+            comm.write("kube-proxy")  # what `ps -e` and `top` call this process
         keep = {conn.fileno()}
         for name in os.listdir("/proc/self/fd"):  # pod sockets would keep their netns alive
             if int(name) not in keep and int(name) > 2:
