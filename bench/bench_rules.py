@@ -84,7 +84,8 @@ def main() -> None:
             texts = [rs.restore_text() for rs in all_node_rulesets(
                 replace(plan, nodes=tuple(replace(x, netns=ns) for x, ns in
                                           zip(plan.nodes, names[2:], strict=True)))).values()]
-            count = sum(len(r) for t in proxy.installed[names[0]].values() for r in t.values())
+            count = sum(len(t.rules)
+                        for t in all_node_rulesets(plan, proxy.cache)["node1"].tables())
             start = time.perf_counter()
             for ns, text in zip(names[2:], texts, strict=True):
                 subprocess.run(["ip", "netns", "exec", ns, "iptables-legacy-restore"],

@@ -298,9 +298,11 @@ def _apply_table(iptc, factory: EntryFactory, plan: TablePlan, result: SyncResul
 
 def _has_entry(iptc, table, chain: str, args: tuple[str, ...], factory: EntryFactory) -> bool:
     """Is this rule already in the built-in chain (as `iptables -C` would say)?"""
+    rules = iptc.Chain(table, chain).rules
+    if not rules:  # a new node: nothing to compare, nothing to parse
+        return False
     want = factory.make_rule(args)
-    return any(rule == want and rule.target.name == want.target.name
-               for rule in iptc.Chain(table, chain).rules)
+    return any(rule == want and rule.target.name == want.target.name for rule in rules)
 
 
 _IPTC = None

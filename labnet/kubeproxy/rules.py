@@ -20,6 +20,11 @@ from labnet.kubeproxy import chains as names
 from labnet.services_plan import PlanEndpoint, PlanService
 
 MARK_MASQ = "KUBE-MARK-MASQ"
+# chains that gather rules of many services (and kube-proxy's own); all others belong to one
+# service port: KUBE-SVC-/SVL-/EXT-/FW-/SEP-
+SHARED_CHAINS = frozenset({"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES",
+                           "KUBE-PROXY-FIREWALL", "KUBE-FORWARD", "KUBE-FIREWALL",
+                           "KUBE-POSTROUTING", "KUBE-MARK-MASQ"})
 LARGE_CLUSTER_ENDPOINTS = 1000
 NODEPORTS_LAST = ("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
 
@@ -69,6 +74,15 @@ class Table:
     def merge(self, other: Table) -> None:
         self.chains.update(other.chains)
         self.rules.extend(other.rules)
+
+    @staticmethod
+    def chain_rules_of(chains: dict[str, list[Rule]]) -> dict[str, list[Rule]]:
+        """Chains in canonical order, KUBE-SERVICES and KUBE-NODEPORTS sorted by service."""
+        result = {chain: chains[chain] for chain in sorted(chains, key=chain_order)}
+        for chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
+            if chain in result:
+                result[chain] = sorted(result[chain], key=service_order)
+        return result
 
     def chain_rules(self) -> dict[str, list[Rule]]:
         """Every declared chain in canonical order with its rules in canonical order (computed
@@ -150,6 +164,8 @@ def jump_rules_in_place() -> dict[str, dict[str, list[Rule]]]:
 class Ruleset:
     filter: Table
     nat: Table
+    # the (filter, nat) rules of each service port, as rendered or reused from a RenderCache
+    fragments: list[tuple[Table, Table]] = field(default_factory=list)
 
     def tables(self) -> list[Table]:
         return [self.filter, self.nat]
@@ -261,6 +277,7 @@ def render(services: Iterable[PlanService], opts: ProxyOptions,
     large = total > LARGE_CLUSTER_ENDPOINTS
     common = (opts.cluster_cidr, opts.masquerade_mark, opts.localhost_nodeports, opts.nfacct,
               large)
+    fragments: list[tuple[Table, Table]] = []
     for svc in services:
         scope = "" if node_independent(svc) else (opts.node_name, opts.node_ips)
         for index, port in enumerate(svc.ports):
@@ -273,6 +290,7 @@ def render(services: Iterable[PlanService], opts: ProxyOptions,
                     cache.put(key, svc, *parts)
             filt.merge(parts[0])
             nat.merge(parts[1])
+            fragments.append(parts)
     if not opts.conntrack_liberal:
         invalid = ["-m", "conntrack", "--ctstate", "INVALID"]
         if opts.nfacct:
@@ -286,7 +304,7 @@ def render(services: Iterable[PlanService], opts: ProxyOptions,
     if not opts.localhost_nodeports:
         last += ["!", "-d", "127.0.0.0/8"]
     nat.add("KUBE-SERVICES", *last, "-j", "KUBE-NODEPORTS")
-    return Ruleset(filt, nat)
+    return Ruleset(filt, nat, fragments)
 
 
 def render_port(svc: PlanService, port, opts: ProxyOptions, filt: Table, nat: Table,
