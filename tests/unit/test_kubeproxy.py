@@ -94,3 +94,34 @@ def test_large_cluster_mode_drops_endpoint_comments():
     sep_lines = [x for x in text.splitlines() if x.startswith("-A KUBE-SEP-")]
     assert sep_lines and all("--comment" not in x for x in sep_lines)
     assert '"d/big:p80 cluster IP"' in text
+
+
+def test_partial_sync_plans_only_what_changed():
+    from labnet.agent.proxy import Installed, partial_plans, shared_texts
+    from labnet.kubeproxy.rules import RenderCache
+
+    opts = ProxyOptions("n1", ("192.168.255.11",), "10.0.0.0/8")
+    cache = RenderCache()
+    a = svc("d", "a", "172.19.0.5", eps=[("10.0.1.2",), ("10.0.1.3",)])
+    b = svc("d", "b", "172.19.0.6", eps=[("10.0.1.4",)])
+    first = render([a, b], opts, cache)
+    cache.sweep()
+    installed = Installed({id(p[0]): p for p in first.fragments}, shared_texts(first))
+    # one endpoint of a moves: a's SVC chain and the new SEP are written, the old SEP goes
+    moved = svc("d", "a", "172.19.0.5", eps=[("10.0.1.2",), ("10.0.1.9",)])
+    second = render([moved, b], opts, cache)
+    (nat,) = [p for p in partial_plans(second, installed, shared_texts(second)) if p.name == "nat"]
+    spn = "d/a:p80"
+    assert set(nat.rewrite) == {chains.svc_chain(spn, "tcp"),
+                                chains.sep_chain(spn, "tcp", "10.0.1.2", 80),
+                                chains.sep_chain(spn, "tcp", "10.0.1.9", 80)}
+    assert nat.stale == [chains.sep_chain(spn, "tcp", "10.0.1.3", 80)]
+    # nothing of b, and no shared chain, is touched; the filter table is left alone
+    assert "KUBE-SERVICES" not in nat.rewrite
+    assert all(p.name == "nat" for p in partial_plans(second, installed, shared_texts(second)))
+    # b goes away: its chains are deleted and KUBE-SERVICES is rewritten
+    installed = Installed({id(p[0]): p for p in second.fragments}, shared_texts(second))
+    third = render([moved], opts, cache)
+    (nat,) = [p for p in partial_plans(third, installed, shared_texts(third)) if p.name == "nat"]
+    assert "KUBE-SERVICES" in nat.rewrite
+    assert chains.svc_chain("d/b:p80", "tcp") in nat.stale
