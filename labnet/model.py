@@ -26,6 +26,8 @@ class NetworkSpec:
     vxlan_vni: int = 1
     vxlan_port: int = 8472
     mtu: int = 1500
+    dns_ttl: int = 5  # CoreDNS's default
+    dns_upstream: tuple[str, ...] = ()  # resolvers for names outside the cluster (opt-in)
 
     @property
     def pod_mtu(self) -> int:
@@ -55,6 +57,7 @@ class ContainerSpec:
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     ports: tuple[ContainerPort, ...] = ()
+    server: str = ""  # labnet's built-in server for this container: "" (who-am-I), "dns"
 
     @property
     def argv(self) -> tuple[str, ...]:

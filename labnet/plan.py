@@ -48,6 +48,7 @@ class PlanContainer:
     name: str
     argv: tuple[str, ...] = ()
     ports: tuple[PlanPort, ...] = ()
+    server: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Plan:
         pods = tuple(
             PlanPod(**{**p, "containers": tuple(
                 PlanContainer(c["name"], tuple(c["argv"]),
-                              tuple(PlanPort(**port) for port in c["ports"]))
+                              tuple(PlanPort(**port) for port in c["ports"]), c.get("server", ""))
                 for c in p["containers"])})
             for p in data.pop("pods")
         )
@@ -213,6 +214,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
         "node_cidr_mask": net.node_cidr_mask, "service_cidr": str(net.service_cidr),
         "cluster_dns": str(net.cluster_dns), "cluster_domain": net.cluster_domain,
         "vxlan_vni": net.vxlan_vni, "vxlan_port": net.vxlan_port, "mtu": net.mtu,
+        "dns_ttl": net.dns_ttl, "dns_upstream": list(net.dns_upstream),
     }
     return Plan(
         lab=spec.name, network=network, underlay_netns=netns_name(spec.name, "underlay"),
@@ -298,7 +300,7 @@ def name_pods(spec: LabSpec, placed: list, nodes: list[PlanNode]) -> list[PlanPo
         veths[node].add(veth)
         containers = tuple(
             PlanContainer(c.name, c.argv, tuple(PlanPort(p.port, p.protocol, p.name)
-                                                for p in c.ports))
+                                                for p in c.ports), c.server)
             for c in pod.template.containers
         )
         result.append(PlanPod(

@@ -175,7 +175,10 @@ def endpoints_of(spec: LabSpec, svc: ServiceSpec, port, pods: list) -> tuple[Pla
                 continue
             number = resolve_target_port(pod, port)
             if number:
-                ep = PlanEndpoint(pod.ip, number, pod.node, pod=pod.key, hostname=pod.hostname)
+                # EndpointSlices carry a hostname only for pods that ask for this service as
+                # their subdomain (spec.hostname + spec.subdomain == the service's name)
+                hostname = pod.hostname if pod.hostname and pod.subdomain == svc.name else ""
+                ep = PlanEndpoint(pod.ip, number, pod.node, pod=pod.key, hostname=hostname)
                 found[ep.address] = ep
     else:
         for eps in spec.endpoint_slices:

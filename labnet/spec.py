@@ -7,6 +7,7 @@ before anything is built.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -24,10 +25,24 @@ from labnet.checks import (
 )
 from labnet.errors import SpecError
 from labnet.manifests import Workloads, parse_manifest
-from labnet.model import DEFAULT_NAMESPACES, LabSpec, NetworkSpec, NodeSpec
+from labnet.model import (
+    DEFAULT_NAMESPACES,
+    ContainerPort,
+    ContainerSpec,
+    DeploymentSpec,
+    LabelSelector,
+    LabSpec,
+    NetworkSpec,
+    NodeSpec,
+    PodTemplate,
+    ServicePortSpec,
+    ServiceSpec,
+)
 from labnet.yamlsrc import Located, load_documents, load_file
 
-LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles"}
+LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns"}
+DNS_FIELDS = {"ttl", "upstream"}
+BUILTIN_DNS = "<built-in cluster DNS>"
 NETWORK_FIELDS = {
     "underlayCIDR", "podCIDR", "nodeCIDRMaskSize", "serviceCIDR", "clusterDNS", "clusterDomain",
     "vxlan", "mtu",
@@ -74,6 +89,7 @@ def parse_lab_docs(docs: list, source: str, base: Path) -> LabSpec:
         problems.add(doc.where("name"), f"lab name {name!r} is longer than {MAX_LAB_NAME} "
                      "characters", "namespace names start with it: choose a shorter one")
     network = parse_network_section(get_map(doc, "network", "the lab", problems), problems)
+    network = parse_dns_section(get_map(doc, "dns", "the lab", problems), network, problems)
     nodes = parse_nodes(doc, network, problems)
     workloads = Workloads()
     for index, item in enumerate(get_list(doc, "manifests", "the lab", problems)):
@@ -89,6 +105,7 @@ def parse_lab_docs(docs: list, source: str, base: Path) -> LabSpec:
                     parse_manifest(manifest, str(path), workloads, problems)
             except SpecError as exc:
                 problems.extend(exc)
+    add_cluster_dns(workloads, network)
     namespaces = check_workloads(workloads, nodes, problems)
     check_services(workloads, network, namespaces, problems)
     problems.raise_if_any()
@@ -99,6 +116,35 @@ def parse_lab_docs(docs: list, source: str, base: Path) -> LabSpec:
         source=source,
         warnings=tuple(workloads.warnings),
     )
+
+
+def parse_dns_section(dns: Located, network: NetworkSpec, problems: Problems) -> NetworkSpec:
+    check_fields(dns, DNS_FIELDS, "dns", problems)
+    ttl = get_int(dns, "ttl", "dns", problems, network.dns_ttl, 0, 3600)
+    upstream = []
+    for index, ip in enumerate(get_list(dns, "upstream", "dns", problems)):
+        address = parse_address(ip, dns["upstream"].where(index), "dns.upstream entry",
+                                problems)
+        if address is not None:
+            upstream.append(str(address))
+    return replace(network, dns_ttl=ttl, dns_upstream=tuple(upstream))
+
+
+def add_cluster_dns(work: Workloads, network: NetworkSpec) -> None:
+    """Every lab has kube-system/kube-dns at the cluster DNS IP, in front of a DNS pod labelled
+    as CoreDNS's is (k8s-app: kube-dns), with CoreDNS's ports (reference §8, kubeadm)."""
+    labels = {"k8s-app": "kube-dns"}
+    ports = (ContainerPort(53, "UDP", "dns"), ContainerPort(53, "TCP", "dns-tcp"),
+             ContainerPort(9153, "TCP", "metrics"))
+    container = ContainerSpec("coredns", "labnet/dns (dnslib)", ports=ports, server="dns")
+    work.deployments.append(DeploymentSpec(
+        "kube-system", "coredns", 1, LabelSelector(dict(labels)),
+        PodTemplate(dict(labels), (container,)), where=BUILTIN_DNS))
+    work.services.append(ServiceSpec(
+        "kube-system", "kube-dns", selector=dict(labels),
+        ports=(ServicePortSpec(53, "UDP", "dns", 53), ServicePortSpec(53, "TCP", "dns-tcp", 53),
+               ServicePortSpec(9153, "TCP", "metrics", 9153)),
+        cluster_ip=str(network.cluster_dns), where=BUILTIN_DNS))
 
 
 def manifest_paths(path: Path, where: str) -> list[Path]:
@@ -274,6 +320,9 @@ def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str,
         by_key[key] = svc
         if key in seen:
             problems.add(svc.where, f"duplicate Service {key}", f"first at {seen[key]}")
+        if key == "kube-system/kube-dns" and svc.where != BUILTIN_DNS:
+            problems.add(svc.where, "Service kube-system/kube-dns is labnet's cluster DNS",
+                         "every lab has it: give your Service another name")
         seen[key] = svc.where
         if svc.namespace not in namespaces:
             problems.add(svc.where, f"Service {key}: namespace {svc.namespace!r} does not exist",
@@ -284,7 +333,7 @@ def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str,
             if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
                 problems.add(svc.where, f"Service {key}: clusterIP {ip} is not a usable address "
                              f"of serviceCIDR {cidr}", "pick one inside it, or leave it out")
-            elif svc.cluster_ip in cluster_ips:
+            elif svc.cluster_ip in cluster_ips and svc.where != BUILTIN_DNS:
                 problems.add(svc.where, f"Service {key}: clusterIP {ip} is already taken by "
                              f"{cluster_ips[svc.cluster_ip]}", "pick another, or leave it out")
             cluster_ips[svc.cluster_ip] = f"Service {key}"

@@ -13,11 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from labnet.agent.proxy import ProxyManager
 from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
+from labnet.dns.server import DnsServer, DnsTcp, DnsUdp
 from labnet.errors import LabnetError
 from labnet.kernel import nsfs
 from labnet.plan import Plan, PlanPod
@@ -72,11 +74,15 @@ class Agent:
         self.pods: dict[str, PodRuntime] = {}
         self.stopping = asyncio.Event()
         self.proxy = ProxyManager()
+        self.dns = DnsServer()
 
     async def reload(self) -> dict:
         """Serve the plan in the state directory: pods' servers and commands, and every
         node's kube-proxy rules."""
         plan = Plan.from_json(self.state.plan_path.read_text())
+        dns_pod = next((p for p in plan.pods if any(c.server == "dns" for c in p.containers)),
+                       None)
+        self.dns.reload(plan, dns_pod.netns if dns_pod else "")
         wanted = {p.key: p for p in plan.pods}
         for key in list(self.pods):
             if key not in wanted or pod_signature(self.pods[key].pod) != pod_signature(wanted[key]):
@@ -93,24 +99,40 @@ class Agent:
             return {"ok": False, "error": str(exc), "pods": len(self.pods)}
         return {"ok": True, "pods": len(self.pods), **synced}
 
+    def protocol_for(self, pod: PlanPod, server: str, port) -> Callable[[], asyncio.BaseProtocol]:
+        """What answers on a port: the cluster DNS on the DNS pod's port 53 (and its metrics
+        on 9153), else who-am-I HTTP on TCP and an echo on UDP."""
+        if server == "dns" and port.port == 53:
+            return (lambda: DnsUdp(self.dns)) if port.protocol == "UDP" else (
+                lambda: DnsTcp(self.dns))
+        ident = PodIdentity(pod.namespace, pod.name, pod.ip, pod.node)
+        if port.protocol == "UDP":
+            return EchoProtocol
+        if server == "dns" and port.name == "metrics":
+            return lambda: HttpProtocol(ident, self.dns.metrics)
+        return lambda: HttpProtocol(ident)
+
     async def start_pod(self, pod: PlanPod) -> PodRuntime:
         loop = asyncio.get_running_loop()
         runtime = PodRuntime(pod)
-        ident = PodIdentity(pod.namespace, pod.name, pod.ip, pod.node)
-        for port in pod.ports:
-            label = f"{port.port}/{port.protocol}"
-            try:
-                if port.protocol == "TCP":
-                    sock = open_socket(pod.netns, socket.SOCK_STREAM, port.port)
-                    server = await loop.create_server(lambda i=ident: HttpProtocol(i), sock=sock)
-                    runtime.servers.append(server)
-                else:
-                    sock = open_socket(pod.netns, socket.SOCK_DGRAM, port.port)
-                    transport, _ = await loop.create_datagram_endpoint(EchoProtocol, sock=sock)
-                    runtime.servers.append(transport)
-                runtime.listening.append(label)
-            except OSError as exc:
-                runtime.errors.append(f"{label}: {exc}")
+        for container in pod.containers:
+            if container.argv:
+                continue
+            for port in container.ports:
+                label = f"{port.port}/{port.protocol}"
+                factory = self.protocol_for(pod, container.server, port)
+                try:
+                    if port.protocol == "TCP":
+                        sock = open_socket(pod.netns, socket.SOCK_STREAM, port.port)
+                        server = await loop.create_server(factory, sock=sock)
+                        runtime.servers.append(server)
+                    else:
+                        sock = open_socket(pod.netns, socket.SOCK_DGRAM, port.port)
+                        transport, _ = await loop.create_datagram_endpoint(factory, sock=sock)
+                        runtime.servers.append(transport)
+                    runtime.listening.append(label)
+                except OSError as exc:
+                    runtime.errors.append(f"{label}: {exc}")
         for container in pod.containers:
             if container.argv:
                 log = self.state.logs_dir / f"{pod.namespace}_{pod.name}_{container.name}.log"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_REQUEST = 16384
@@ -33,8 +34,9 @@ def http_response(status: str, body: bytes, content_type: str, head: bool = Fals
 class HttpProtocol(asyncio.Protocol):
     """A one-request-per-connection HTTP/1.x responder, enough for curl and load tools."""
 
-    def __init__(self, pod: PodIdentity) -> None:
+    def __init__(self, pod: PodIdentity, body: Callable[[], bytes] | None = None) -> None:
         self.pod = pod
+        self.body = body  # a fixed page (metrics) instead of who-am-I
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
 
@@ -59,6 +61,9 @@ class HttpProtocol(asyncio.Protocol):
         for line in lines[1:]:
             key, _, value = line.decode("latin-1").partition(":")
             headers[key.strip().lower()] = value.strip()
+        if self.body is not None:
+            return http_response("200 OK", self.body(), "text/plain; version=0.0.4",
+                                 head=method == "HEAD")
         info = whoami(self.pod, self.transport.get_extra_info("peername"),
                       self.transport.get_extra_info("sockname"))
         if "application/json" in headers.get("accept", "") or parts[1].endswith("?json"):

@@ -12,9 +12,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from labnet.dns.resolvconf import resolv_conf
 from labnet.errors import KernelError
 from labnet.kernel import nsfs
 from labnet.kernel.netlink import Link, NetnsLink
+from labnet.kernel.teardown import ETC_NETNS
 from labnet.names import OWNER_PREFIX
 from labnet.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, Plan, PlanNode, PlanPod
 
@@ -28,6 +30,25 @@ class BuildReport:
 
     def change(self, text: str) -> None:
         self.changes.append(text)
+
+
+def write_etc_file(netns: str, name: str, text: str) -> bool:
+    """/etc/netns/<netns>/<name>, which `ip netns exec` and `labnet exec` bind-mount over
+    /etc/<name> in the namespace. True if it had to be written."""
+    directory = os.path.join(ETC_NETNS, netns)
+    path = os.path.join(directory, name)
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return True
 
 
 def owner_mark(lab: str) -> str:
@@ -340,3 +361,6 @@ class Builder:
             if not fresh:
                 self.report.change(f"{ns}: default route via {node.gateway}")
         self.release(ns)
+        text = resolv_conf(plan, pod)
+        if text is not None and write_etc_file(ns, "resolv.conf", text) and not fresh:
+            self.report.change(f"{ns}: resolv.conf written")

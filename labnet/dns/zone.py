@@ -1,0 +1,91 @@
+"""What the cluster DNS knows, computed from the plan: namespaces, services, their ports and
+ready endpoints (with the hostnames EndpointSlices would give them)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from labnet.plan import Plan
+
+DEFAULT_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL
+SCHEMA_VERSION = "1.1.0"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    protocol: str  # lower case: tcp, udp
+    port: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    ip: str
+    hostname: str  # the EndpointSlice hostname, or the dashed IP (CoreDNS's fallback)
+    ports: tuple[Port, ...]  # the endpoint's (target) ports, named as the service's ports
+
+
+@dataclass(frozen=True)
+class Service:
+    namespace: str
+    name: str
+    kind: str  # ClusterIP, NodePort, LoadBalancer, ExternalName
+    cluster_ip: str  # "None" for headless, "" for ExternalName
+    ports: tuple[Port, ...] = ()
+    endpoints: tuple[Endpoint, ...] = ()  # ready endpoints only
+    external_name: str = ""
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip == "None"
+
+
+@dataclass(frozen=True)
+class ClusterData:
+    domain: str  # "cluster.local", lower case, no trailing dot
+    namespaces: frozenset[str]
+    services: dict[tuple[str, str], Service]
+    dns_ip: str
+    ttl: int = DEFAULT_TTL
+    serial: int = 0
+    reverse_networks: tuple[ipaddress.IPv4Network, ...] = ()
+    ptr: dict[str, list[str]] = field(default_factory=dict)  # ip -> FQDNs (no trailing dot)
+
+
+def dashed(ip: str) -> str:
+    return ip.replace(".", "-").replace(":", "-")
+
+
+def cluster_data(plan: Plan, ttl: int = DEFAULT_TTL, serial: int = 0) -> ClusterData:
+    domain = str(plan.network["cluster_domain"]).lower().rstrip(".")
+    services: dict[tuple[str, str], Service] = {}
+    ptr: dict[str, list[str]] = {}
+    for svc in plan.services:
+        ports = tuple(Port(p.name, p.protocol.lower(), p.port) for p in svc.ports)
+        by_ip: dict[str, dict] = {}
+        for port in svc.ports:
+            for ep in port.endpoints:
+                if not ep.ready:
+                    continue
+                entry = by_ip.setdefault(ep.ip, {"hostname": ep.hostname, "ports": []})
+                entry["ports"].append(Port(port.name, port.protocol.lower(), ep.port))
+        endpoints = tuple(
+            Endpoint(ip, (entry["hostname"] if entry["hostname"] else dashed(ip)).lower(),
+                     tuple(entry["ports"]))
+            for ip, entry in sorted(by_ip.items()))
+        service = Service(svc.namespace, svc.name, svc.type, svc.cluster_ip, ports, endpoints,
+                          svc.external_name.rstrip("."))
+        services[(svc.namespace, svc.name)] = service
+        fqdn = f"{svc.name}.{svc.namespace}.svc.{domain}"
+        if svc.cluster_ip not in ("", "None"):
+            ptr.setdefault(svc.cluster_ip, []).insert(0, fqdn)  # a ClusterIP wins
+        if svc.type != "ExternalName":
+            for ep in endpoints:
+                names = ptr.setdefault(ep.ip, [])
+                if f"{ep.hostname}.{fqdn}" not in names:
+                    names.append(f"{ep.hostname}.{fqdn}")
+    reverse = (ipaddress.IPv4Network(plan.network["service_cidr"]),
+               ipaddress.IPv4Network(plan.network["pod_cidr"]))
+    return ClusterData(domain, frozenset(plan.namespaces), services,
+                       str(plan.network["cluster_dns"]), ttl, serial, reverse, ptr)
