@@ -95,7 +95,9 @@ def test_status_is_healthy_and_lists_pods(seed_lab):
     data = json.loads(result.stdout)
     assert data["healthy"] and data["agent"]["alive"]
     assert {p["name"] for p in data["pods"]} == {p.name for p in seed_lab.running_plan().pods}
-    assert all(p["listening"] == ["80/TCP"] for p in data["pods"] if p["name"] != "client")
+    assert all(p["listening"] == ["80/TCP"] for p in data["pods"] if p["name"].startswith("my-nginx"))
+    (dns,) = [p for p in data["pods"] if p["namespace"] == "kube-system"]
+    assert dns["listening"] == ["53/UDP", "53/TCP", "9153/TCP"]
 
 
 def test_cli_exec_passes_exit_code_and_output(seed_lab):
