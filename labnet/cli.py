@@ -186,12 +186,20 @@ def format_status(data: dict) -> str:
 @click.option("--node", "node_name", help="The node (default: the first).")
 @click.option("--sync-only", is_flag=True,
               help="Only what kube-proxy writes on a sync: no jumps from the built-in chains.")
-def render(file: str | None, node_name: str | None, sync_only: bool) -> None:
-    """Print a node's kube-proxy rules (iptables-restore text) for FILE. No root needed."""
+@click.option("--dns", "dns_zone", is_flag=True, help="Print the cluster DNS zone instead.")
+def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: bool) -> None:
+    """Print a node's kube-proxy rules (iptables-restore text) for FILE, or with --dns the lab's
+    DNS zone. No root needed."""
     from labnet.kubeproxy.for_plan import node_ruleset
 
     lab = Lab.load(file)
     plan = lab.plan()
+    if dns_zone:
+        from labnet.dns.zone import cluster_data
+        from labnet.dns.zonefile import zone_file
+
+        click.echo(zone_file(cluster_data(plan, int(plan.network["dns_ttl"]))), nl=False)
+        return
     names = [n.name for n in plan.nodes]
     node = node_name or names[0]
     if node not in names:
@@ -216,6 +224,44 @@ def rules(lab_name: str | None, table: str, node: str) -> None:
         raise LabnetError(f"iptables-legacy-save failed in {node}: {result.stderr.strip()}")
     click.echo("".join(line + "\n" for line in result.stdout.splitlines()
                        if not line.startswith("#")), nl=False)
+
+
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-n", "--namespace", default="default", show_default=True,
+              help="The namespace whose search list applies.")
+@click.option("--from", "source", help="Ask from this pod (default: a pod of the namespace).")
+@click.option("--tcp", is_flag=True, help="Ask over TCP.")
+@click.argument("name")
+@click.argument("qtype", default="A")
+def dns(lab_name: str | None, namespace: str, source: str | None, tcp: bool, name: str,
+        qtype: str) -> None:
+    """Resolve NAME the way a pod does: search list, ndots:5, the cluster DNS ClusterIP."""
+    from labnet.dns.client import describe, resolve
+
+    require_root()
+    plan = StateDir(pick_lab(lab_name)).read_plan()
+    if plan is None:
+        raise LabnetError("no lab is up: `labnet up` builds one")
+    qtype = qtype.upper()
+    if source:
+        netns = resolve_target(plan, source, namespace)
+    else:
+        pods = [p for p in plan.pods if p.namespace == namespace
+                and not any(c.server == "dns" for c in p.containers)] or [
+                p for p in plan.pods if not any(c.server == "dns" for c in p.containers)]
+        if not pods:
+            raise LabnetError("no pod to ask from: give one with --from")
+        netns = pods[0].netns
+    try:
+        lookup = resolve(netns, str(plan.network["cluster_dns"]), name, qtype, namespace,
+                         str(plan.network["cluster_domain"]), tcp)
+    except OSError as exc:
+        raise LabnetError(f"the cluster DNS at {plan.network['cluster_dns']} did not answer: "
+                          f"{exc}") from None
+    click.echo(describe(lookup), nl=False)
+    reply = lookup.reply
+    sys.exit(0 if reply is not None and reply.rr else 1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

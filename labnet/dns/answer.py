@@ -209,8 +209,8 @@ def chase(target: str, data: ClusterData, forward: Forwarder | None,
         found = lookup(data, [x.lower() for x in labels[:-len(zone)]])
         if not isinstance(found, list):
             return None
-        return [RR(target + ".", QTYPE.A, ttl=data.ttl, rdata=A(i.host)) for i in found
-                if not i.cname]
+        hosts = dict.fromkeys(i.host for i in found if not i.cname)  # one per address
+        return [RR(target + ".", QTYPE.A, ttl=data.ttl, rdata=A(host)) for host in hosts]
     if forward is None:
         return []
     upstream = forward(DNSRecord.question(target, "A"))
@@ -222,8 +222,8 @@ def add_srv(reply: DNSRecord, qname: str, items: list[Item], data: ClusterData,
     ports = [i for i in items if i.port is not None and not i.cname]
     if not ports:
         return 0
-    weight = max(1, 100 // len(ports))
-    done = set()
+    weight = max(1, 100 // len(ports))  # CoreDNS counts before removing duplicates
+    done, glue = set(), set()
     for item in ports:
         target = ".".join(item.target) + f".{zone_text}."
         if (target, item.port) in done:
@@ -231,7 +231,9 @@ def add_srv(reply: DNSRecord, qname: str, items: list[Item], data: ClusterData,
         done.add((target, item.port))
         reply.add_answer(RR(qname, QTYPE.SRV, ttl=data.ttl,
                             rdata=SRV(priority=0, weight=weight, port=item.port, target=target)))
-        reply.add_ar(RR(target, QTYPE.A, ttl=data.ttl, rdata=A(item.host)))
+        if (target, item.host) not in glue:
+            glue.add((target, item.host))
+            reply.add_ar(RR(target, QTYPE.A, ttl=data.ttl, rdata=A(item.host)))
     return len(done)
 
 

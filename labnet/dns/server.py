@@ -58,6 +58,7 @@ class DnsServer:
     def respond(self, packet: bytes, udp: bool, allow_forward: bool = False) -> bytes | None:
         """The reply to one query (None: drop). With `allow_forward` false, a question that
         would need the upstream resolver returns b"" so the caller can retry off-loop."""
+        packet = bytes(packet)
         key = packet[2:] if udp else b"t" + packet[2:]
         cached = self.cache.get(key)
         if cached is not None:
