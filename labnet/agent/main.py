@@ -19,7 +19,7 @@ from pathlib import Path
 
 from labnet.agent.proxy import ProxyManager
 from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
-from labnet.dns.server import DnsServer, DnsTcp, DnsUdp
+from labnet.dns.server import DnsServer, DnsTcp, DnsUdp, DnsUdpReader
 from labnet.errors import LabnetError
 from labnet.kernel import nsfs
 from labnet.plan import Plan, PlanPod
@@ -126,6 +126,9 @@ class Agent:
                         sock = open_socket(pod.netns, socket.SOCK_STREAM, port.port)
                         server = await loop.create_server(factory, sock=sock)
                         runtime.servers.append(server)
+                    elif container.server == "dns" and port.port == 53:
+                        sock = open_socket(pod.netns, socket.SOCK_DGRAM, port.port)
+                        runtime.servers.append(DnsUdpReader(self.dns, sock))
                     else:
                         sock = open_socket(pod.netns, socket.SOCK_DGRAM, port.port)
                         transport, _ = await loop.create_datagram_endpoint(factory, sock=sock)

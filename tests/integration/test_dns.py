@@ -186,3 +186,50 @@ def test_answers_follow_the_lab(make_lab):
     result = lab.exec("client", [sys.executable, "-c",
                                  "import socket; print(socket.gethostbyname('extra'))"])
     assert result.stdout.strip() == extra.cluster_ip
+
+
+UPSTREAM = '''
+import socket
+from dnslib import A, QTYPE, RR, DNSRecord
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("0.0.0.0", 53))
+while True:
+    data, peer = sock.recvfrom(4096)
+    query = DNSRecord.parse(data)
+    reply = query.reply()
+    if query.q.qtype == QTYPE.A:
+        reply.add_answer(RR(query.q.qname, QTYPE.A, ttl=60, rdata=A("192.0.2.7")))
+    sock.sendto(reply.pack(), peer)
+'''
+
+
+def test_opt_in_upstream_forwards_outside_names(make_lab):
+    """With `dns.upstream`, names outside the cluster go to that resolver (here a pod of the
+    lab playing the upstream: the lab stays sealed)."""
+    import json
+
+    text = f"""
+name: x
+nodes: 2
+dns: {{upstream: [172.16.2.2]}}
+manifests:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {{name: upstream}}
+    spec:
+      nodeName: node2
+      containers: [{{name: dns, command: {json.dumps([sys.executable, "-c", UPSTREAM])}}}]
+  - {{apiVersion: v1, kind: Pod, metadata: {{name: client}}, spec: {{nodeName: node1, containers: [{{name: c}}]}}}}
+"""
+    lab = make_lab(text)
+    assert lab.pod("upstream").ip == "172.16.2.2"
+    for _ in range(50):  # the upstream program needs a moment to start
+        reply = dig(lab, "www.example.com.", "A")
+        if "192.0.2.7" in reply:
+            break
+        import time
+        time.sleep(0.1)
+    assert answers(reply)[0][3:] == ["A", "192.0.2.7"]
+    assert "status: NOERROR" in reply
+    # cluster names are still answered by the cluster DNS itself
+    assert answers(dig(lab, "kube-dns.kube-system.svc.cluster.local"))[0][4] == "172.19.0.10"

@@ -215,7 +215,7 @@ def test_server_wire_handling(plan):
     again = DNSRecord.question("web.default.svc.cluster.local")  # another id, same question
     cached = server.respond(again.pack(), udp=True)
     assert DNSRecord.parse(cached).header.id == again.header.id
-    assert server.stats["cache_hits"] == 1
+    assert server.hits == 1 and "labnet_dns_cache_hits_total 1" in server.metrics().decode()
     # garbage: FORMERR with the same id when the header is readable, else dropped
     bad = query.pack()[:14] + b"\xff\xff\xff"
     reply = server.respond(bad, udp=True)
