@@ -2,6 +2,7 @@
 # Install everything labnet needs on a fresh Debian/Ubuntu machine, as root:
 # system packages (iproute2, iptables, curl, ping, tcpdump, conntrack, dig) and a virtualenv
 # at .venv with labnet and its test tools. Safe to run again: it only installs what is missing.
+# --bench also installs what the benchmarks compare with (dnsperf, dnsmasq).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ fi
 
 packages=(iproute2 iptables iputils-ping curl tcpdump conntrack bind9-dnsutils procps
           util-linux)
+if [ "${1:-}" = "--bench" ]; then  # what bench/ compares labnet with
+  packages+=(dnsperf dnsmasq-base)
+fi
 # python3 may come from elsewhere (pyenv); ask apt for it only when there is none with venv
 if ! { command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null; }; then
   packages+=(python3 python3-venv)

@@ -17,6 +17,7 @@ print(pod["ip"], svc["cluster_ip"], plan["nodes"][0]["underlay_ip"])')
 show() { echo; echo "\$ labnet exec $*"; $labnet exec "$@" || true; }
 show client -- curl -s -m 5 "http://$pod_ip/"                 # pod to pod, over VXLAN
 show client -- curl -s -m 5 "http://$vip/"                    # the ClusterIP: iptables DNAT
+show client -- curl -s -m 5 "http://my-nginx/"               # by name: the cluster DNS
 show client -- ping -c 2 -W 1 "$vip"                          # ...no one owns it: no answer
 show external -- curl -s -m 5 "http://$node_ip:30080/"        # a NodePort from outside
 echo

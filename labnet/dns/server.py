@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+import sys
 import time
 from collections import Counter, OrderedDict
 
@@ -67,8 +68,11 @@ class DnsServer:
             return packet[:2] + cached
         try:
             query = DNSRecord.parse(packet)
-        except Exception:  # malformed: dnslib raises several kinds
+        except Exception as exc:  # malformed: dnslib raises several kinds
             self.stats["formerr"] += 1
+            if self.stats["formerr"] <= 20 or self.stats["formerr"] % 10000 == 0:
+                print(f"labnet dns: malformed query ({len(packet)} bytes, {exc}); "
+                      f"{self.stats['formerr']} so far", file=sys.stderr, flush=True)
             return formerr(packet)
         if query.header.qr:
             return None

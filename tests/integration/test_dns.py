@@ -112,13 +112,14 @@ def test_record_types_over_udp_and_tcp(dns_lab, transport):
     assert host[0][4] == db0.ip
 
 
+@pytest.mark.parametrize("transport", ["+notcp", "+tcp"])
 @pytest.mark.parametrize("name, qtype, status", [
     ("nope.default.svc.cluster.local", "A", "NXDOMAIN"),
     ("web.default.svc.cluster.local", "AAAA", "NOERROR"),
     ("web.nosuchns.svc.cluster.local", "A", "NXDOMAIN"),
 ])
-def test_negative_answers_carry_the_soa(dns_lab, name, qtype, status):
-    text = dig(dns_lab, name, qtype)
+def test_negative_answers_carry_the_soa(dns_lab, name, qtype, status, transport):
+    text = dig(dns_lab, transport, name, qtype)
     assert f"status: {status}" in text and "flags: qr aa rd;" in text
     authority = text.split(";; AUTHORITY SECTION:")[1].strip().splitlines()[0].split()
     assert authority[:4] == ["cluster.local.", "5", "IN", "SOA"]

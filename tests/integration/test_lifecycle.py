@@ -47,6 +47,7 @@ def machine_snapshot() -> dict[str, object]:
         "mounts": sorted(line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()),
         "run-labnet": sorted(glob.glob("/run/labnet/**", recursive=True)),
         "etc-netns": sorted(glob.glob("/etc/netns/**", recursive=True)),
+        "etc-resolv.conf": _read("/etc/resolv.conf"),
         "agents": sorted(p for p in glob.glob("/proc/[0-9]*/cmdline")
                          if b"labnet.agent" in _read(p)),
     }
