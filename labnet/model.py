@@ -193,3 +193,5 @@ class LabSpec:
     endpoint_slices: tuple[EndpointSliceSpec, ...] = ()
     source: str = ""
     warnings: tuple[str, ...] = ()
+    # "<namespace>/<deployment>/<replica index>" -> how many times that replica was replaced
+    generations: dict[str, int] = field(default_factory=dict)

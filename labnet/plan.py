@@ -99,6 +99,9 @@ class Plan:
     pods: tuple[PlanPod, ...]
     namespaces: tuple[str, ...] = ()
     services: tuple[PlanService, ...] = ()
+    # node -> the pod IP allocated last: new pods take the next free one after it, as CNI's
+    # host-local IPAM does, so a recreated pod gets a new address
+    ip_cursor: dict[str, str] = field(default_factory=dict)
     version: int = PLAN_VERSION
 
     @property
@@ -166,7 +169,8 @@ def expand_deployments(spec: LabSpec) -> list[PodSpec]:
                                dep.template.node_selector, dep.template.hostname,
                                dep.template.subdomain)
         for index in range(dep.replicas):
-            name = replica_pod_name(dep.name, template_hash, index)
+            generation = spec.generations.get(f"{dep.namespace}/{dep.name}/{index}", 0)
+            name = replica_pod_name(dep.name, template_hash, index, generation)
             pods.append(PodSpec(dep.namespace, name, template, f"Deployment/{dep.name}",
                                 dep.where))
     return pods
@@ -205,7 +209,8 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
             labels=dict(node.labels),
         ))
     problems.raise_if_any()
-    placed = schedule(spec, expand_deployments(spec), previous)
+    cursor: dict[str, str] = dict(previous.ip_cursor) if previous else {}
+    placed = schedule(spec, expand_deployments(spec), previous, cursor)
     pods = name_pods(spec, placed, nodes)
     hosts = {n.name: n.underlay_ip for n in nodes} | {"external": str(external_ip)}
     services = plan_services(spec, pods, hosts, list(previous.services) if previous else [])
@@ -220,7 +225,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
         lab=spec.name, network=network, underlay_netns=netns_name(spec.name, "underlay"),
         external_netns=netns_name(spec.name, "external"), external_ip=str(external_ip),
         nodes=tuple(nodes), pods=tuple(pods), namespaces=spec.namespaces,
-        services=tuple(services),
+        services=tuple(services), ip_cursor=cursor,
     )
 
 
@@ -230,7 +235,8 @@ def eligible(template: PodTemplate, node_labels: dict[str, str], node_name: str)
     return all(node_labels.get(k) == v for k, v in template.node_selector.items())
 
 
-def schedule(spec: LabSpec, pods: list[PodSpec], previous: Plan | None
+def schedule(spec: LabSpec, pods: list[PodSpec], previous: Plan | None,
+             cursor: dict[str, str] | None = None
              ) -> list[tuple[PodSpec, str, ipaddress.IPv4Address]]:
     """Place each pod on a node and give it an IP.
 
@@ -265,7 +271,12 @@ def schedule(spec: LabSpec, pods: list[PodSpec], previous: Plan | None
             problems.add(pod.where, f"pod {pod.key}: no node can run it")
             continue
         node = min(candidates, key=lambda n: load[n])
-        ip = next((a for a in free[node] if a not in taken[node]), None)
+        pool = free[node]
+        last = ipaddress.IPv4Address(cursor[node]) if cursor and node in cursor else None
+        start = next((i for i, a in enumerate(pool) if last is not None and a > last), 0)
+        ip = next((a for a in pool[start:] + pool[:start] if a not in taken[node]), None)
+        if ip is not None and cursor is not None:
+            cursor[node] = str(ip)
         if ip is None:
             problems.add(pod.where, f"pod {pod.key}: node {node} is full: its pod CIDR "
                          f"{cidrs[node]} holds {len(free[node])} pods",

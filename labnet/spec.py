@@ -38,7 +38,7 @@ from labnet.model import (
     ServicePortSpec,
     ServiceSpec,
 )
-from labnet.yamlsrc import Located, load_documents, load_file
+from labnet.yamlsrc import Located, load_documents, load_file, where_of
 
 LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns"}
 DNS_FIELDS = {"ttl", "upstream"}
@@ -78,11 +78,39 @@ def parse_lab_text(text: str, source: str, base: Path) -> LabSpec:
 
 
 def parse_lab_docs(docs: list, source: str, base: Path) -> LabSpec:
+    doc = lab_root(docs, source)
+    problems = Problems()
+    objects = lab_objects(doc, base, problems)
+    return parse_lab(doc, objects, source, problems)
+
+
+def lab_root(docs: list, source: str) -> Located:
     if len(docs) != 1 or not isinstance(docs[0], Located):
         raise SpecError(source, "a lab file must hold exactly one YAML mapping",
                         "see examples/seed.yaml")
-    doc: Located = docs[0]
-    problems = Problems()
+    return docs[0]
+
+
+def lab_objects(doc: Located, base: Path, problems: Problems) -> list:
+    """Every manifest the lab file gives, inline and from manifestFiles, in order."""
+    objects = list(get_list(doc, "manifests", "the lab", problems))
+    for index, item in enumerate(get_list(doc, "manifestFiles", "the lab", problems)):
+        where = doc["manifestFiles"].where(index)
+        if not isinstance(item, str):
+            problems.add(where, "manifestFiles entries must be paths (strings)")
+            continue
+        try:
+            for path in manifest_paths(base / item, where):
+                objects += load_file(path, "manifest file")
+        except SpecError as exc:
+            problems.extend(exc)
+    return objects
+
+
+def parse_lab(doc: Located, objects: list, source: str, problems: Problems | None = None,
+              generations: dict[str, int] | None = None) -> LabSpec:
+    """The lab's settings (`doc`: name, network, nodes, dns) with these manifests."""
+    problems = problems or Problems()
     check_fields(doc, LAB_FIELDS, "the lab file", problems)
     name = get_str(doc, "name", "the lab", problems, required=True) or "lab"
     if check_dns_label(name, doc.where("name"), "lab name", problems) and len(name) > MAX_LAB_NAME:
@@ -92,19 +120,8 @@ def parse_lab_docs(docs: list, source: str, base: Path) -> LabSpec:
     network = parse_dns_section(get_map(doc, "dns", "the lab", problems), network, problems)
     nodes = parse_nodes(doc, network, problems)
     workloads = Workloads()
-    for index, item in enumerate(get_list(doc, "manifests", "the lab", problems)):
-        parse_manifest(item, doc["manifests"].where(index), workloads, problems)
-    for index, item in enumerate(get_list(doc, "manifestFiles", "the lab", problems)):
-        where = doc["manifestFiles"].where(index)
-        if not isinstance(item, str):
-            problems.add(where, "manifestFiles entries must be paths (strings)")
-            continue
-        for path in manifest_paths(base / item, where):
-            try:
-                for manifest in load_file(path, "manifest file"):
-                    parse_manifest(manifest, str(path), workloads, problems)
-            except SpecError as exc:
-                problems.extend(exc)
+    for item in objects:
+        parse_manifest(item, where_of(item, fallback=source), workloads, problems)
     add_cluster_dns(workloads, network)
     namespaces = check_workloads(workloads, nodes, problems)
     check_services(workloads, network, namespaces, problems)
@@ -113,8 +130,8 @@ def parse_lab_docs(docs: list, source: str, base: Path) -> LabSpec:
         name=name, network=network, nodes=tuple(nodes), namespaces=namespaces,
         pods=tuple(workloads.pods), deployments=tuple(workloads.deployments),
         services=tuple(workloads.services), endpoint_slices=tuple(workloads.endpoint_slices),
-        source=source,
-        warnings=tuple(workloads.warnings),
+        source=source, warnings=tuple(workloads.warnings),
+        generations=dict(generations or {}),
     )
 
 

@@ -62,7 +62,10 @@ def test_previous_plan_keeps_addresses_of_surviving_pods():
     new = {p.name: (p.node, p.ip) for p in after.pods}
     for name in ("p0", "p2", "p3", "p4", "p5"):
         assert new[name] == old[name]
-    assert new["new"] == old["p1"]
+    # like CNI's host-local IPAM, the next address after the last one handed out, not the one
+    # just freed: a recreated pod gets a new IP
+    assert new["new"][1] not in {ip for _, ip in old.values()}
+    assert after.ip_cursor[new["new"][0]] == new["new"][1]
 
 
 def test_spread_and_pinning():
