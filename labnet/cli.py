@@ -114,6 +114,151 @@ def down(name: str | None, all_labs: bool) -> None:
         click.echo(f"lab {lab_name} is down ({len(removed)} namespaces removed)")
 
 
+def read_manifests(paths: tuple[str, ...]) -> list:
+    """Objects from -f arguments: files (multi-document), directories of *.yaml, or `-`."""
+    from pathlib import Path
+
+    from labnet.spec import manifest_paths
+    from labnet.yamlsrc import load_documents, load_file
+
+    objects: list = []
+    for item in paths:
+        if item == "-":
+            objects += load_documents(sys.stdin.read(), "<stdin>")
+            continue
+        path = Path(item)
+        if not path.exists():
+            raise LabnetError(f"{item}: no such file or directory")
+        for one in manifest_paths(path, item):
+            objects += load_file(one, "manifest file")
+    return objects
+
+
+def report_change(report, said: list[str]) -> None:
+    for line in said:
+        click.echo(line)
+    if report.rules:
+        click.echo(f"rules rewritten on {', '.join(sorted(report.rules))}", err=True)
+
+
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-f", "--filename", "files", multiple=True, required=True,
+              help="A manifest file, a directory of them, or - for stdin. Repeatable.")
+def apply(lab_name: str | None, files: tuple[str, ...]) -> None:
+    """Create or update objects in a running lab, like kubectl apply."""
+    require_root()
+    objects = read_manifests(files)
+    report, said = Lab.attach(pick_lab(lab_name)).apply(objects)
+    report_change(report, said)
+
+
+KINDS = {"pod": "Pod", "pods": "Pod", "po": "Pod", "deployment": "Deployment",
+         "deployments": "Deployment", "deploy": "Deployment", "service": "Service",
+         "services": "Service", "svc": "Service", "namespace": "Namespace",
+         "namespaces": "Namespace", "ns": "Namespace", "endpointslice": "EndpointSlice",
+         "endpointslices": "EndpointSlice"}
+
+
+def kind_and_name(args: tuple[str, ...]) -> tuple[str, str]:
+    """`pod x`, `pod/x` -> ("Pod", "x")."""
+    if len(args) == 1 and "/" in args[0]:
+        args = tuple(args[0].split("/", 1))
+    if len(args) != 2 or args[0].lower() not in KINDS:
+        raise LabnetError(f"expected KIND NAME or KIND/NAME, got {' '.join(args) or 'nothing'}"
+                          f" (kinds: pod, deployment, service, namespace, endpointslice)")
+    return KINDS[args[0].lower()], args[1]
+
+
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-f", "--filename", "files", multiple=True,
+              help="Delete the objects in these manifests.")
+@click.argument("what", nargs=-1)
+def delete(lab_name: str | None, namespace: str, files: tuple[str, ...],
+           what: tuple[str, ...]) -> None:
+    """Delete objects: `-f FILE`, or KIND NAME (a Deployment's pod is replaced)."""
+    from labnet.desired import object_key
+
+    require_root()
+    lab = Lab.attach(pick_lab(lab_name))
+    if files:
+        keys = [object_key(o) for o in read_manifests(files)]
+        report, said = lab.delete(keys, files[0])
+    else:
+        kind, name = kind_and_name(what)
+        if kind == "Pod":
+            report, said = lab.delete_pod(namespace, name)
+        else:
+            ns = "" if kind == "Namespace" else namespace
+            report, said = lab.delete([(kind, ns, name)], f"{kind.lower()}/{name}")
+    report_change(report, said)
+
+
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.argument("what", nargs=-1)
+def restart(lab_name: str | None, namespace: str, what: tuple[str, ...]) -> None:
+    """Restart a pod: it comes back with a new IP, as a recreated pod does."""
+    require_root()
+    kind, name = kind_and_name(what)
+    if kind != "Pod":
+        raise LabnetError("restart takes a pod: labnet restart pod NAME")
+    report, said = Lab.attach(pick_lab(lab_name)).delete_pod(namespace, name, restart=True)
+    report_change(report, said)
+
+
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--replicas", type=click.IntRange(0, 10000), required=True)
+@click.argument("what", nargs=-1)
+def scale(lab_name: str | None, namespace: str, replicas: int, what: tuple[str, ...]) -> None:
+    """Set a Deployment's replicas: labnet scale deployment/NAME --replicas N."""
+    require_root()
+    kind, name = kind_and_name(what)
+    if kind != "Deployment":
+        raise LabnetError("scale takes a deployment: labnet scale deployment/NAME --replicas N")
+    report, said = Lab.attach(pick_lab(lab_name)).scale(namespace, name, replicas)
+    report_change(report, said)
+
+
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-A", "--all-namespaces", "all_namespaces", is_flag=True)
+@click.option("-o", "--output", type=click.Choice(["text", "wide", "json", "yaml"]),
+              default="text")
+@click.argument("resource", type=click.Choice(
+    ["pods", "pod", "po", "services", "service", "svc", "endpoints", "ep", "nodes", "node"]))
+def get(lab_name: str | None, namespace: str, all_namespaces: bool, output: str,
+        resource: str) -> None:
+    """List pods, services, endpoints or nodes, in kubectl's columns."""
+    from labnet.get import table
+
+    require_root()
+    data = labmod.status(pick_lab(lab_name))
+    rows, columns, wide = table(data, resource, None if all_namespaces else namespace)
+    if output in ("json", "yaml"):
+        import yaml
+
+        items = {"kind": "List", "items": rows}
+        text = (json.dumps(items, indent=2, sort_keys=True) + "\n" if output == "json" else
+                yaml.safe_dump(items, sort_keys=True))
+        click.echo(text, nl=False)
+        return
+    shown = columns + (wide if output == "wide" else [])
+    if all_namespaces and "NAMESPACE" not in shown and resource not in ("nodes", "node"):
+        shown = ["NAMESPACE", *shown]
+    widths = [max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) + 3 for c in shown]
+    click.echo("".join(c.ljust(w) for c, w in zip(shown, widths, strict=True)).rstrip())
+    for r in rows:
+        click.echo("".join(str(r.get(c, "")).ljust(w)
+                           for c, w in zip(shown, widths, strict=True)).rstrip())
+
+
 @main.command()
 def clean() -> None:
     """Remove everything any labnet lab left on this machine."""

@@ -9,18 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from labnet.agent import control
+from labnet.desired import RUNNING, Desired, located
 from labnet.errors import LabnetError, LabNotFound, NotRootError, SpecError
 from labnet.kernel import nsfs, teardown
 from labnet.kernel.build import Builder, Progress
 from labnet.kernel.inspect import inspect_plan
 from labnet.model import LabSpec
-from labnet.plan import Plan, PlanPod, make_plan
-from labnet.spec import load_lab
+from labnet.plan import Plan, PlanPod, make_plan, replica_of
 from labnet.state import StateDir, list_labs
 
 
@@ -47,10 +47,12 @@ class UpReport:
 class Lab:
     """One lab: its spec, and the running state under /run/labnet/<name>/."""
 
-    def __init__(self, spec: LabSpec | None, name: str | None = None) -> None:
+    def __init__(self, spec: LabSpec | None, name: str | None = None,
+                 desired: Desired | None = None) -> None:
         self.spec = spec
         self.name = spec.name if spec else name
         self.state = StateDir(self.name)
+        self.desired = desired
 
     @classmethod
     def attach(cls, name: str) -> Lab:
@@ -62,7 +64,8 @@ class Lab:
     @classmethod
     def load(cls, path: str | Path | None = None) -> Lab:
         """A lab from a lab file, or the built-in default lab."""
-        return cls(load_lab(path))
+        desired = Desired.from_lab_file(path)
+        return cls(desired.spec(), desired=desired)
 
     def plan(self) -> Plan:
         """What `up` would build now (pure; keeps the running lab's addresses)."""
@@ -73,28 +76,109 @@ class Lab:
     def up(self, progress: Progress | None = None) -> UpReport:
         require_root()
         with self.state.locked():
-            previous = self.state.read_plan()
-            plan = make_plan(self.spec, previous)
-            fresh_lab = previous is None and not teardown.marked_netns(self.name)
-            self.state.write_plan(plan)
-            builder = Builder(plan, progress, set(previous.all_netns()) if previous else set())
-            try:
-                built = builder.apply()
-                builder.close()
-                report = UpReport(self.name, built.created_netns, built.changes)
-                # the agent serves the pods and runs kube-proxy for every node
-                served = control.ensure_agent(self.state)
-                report.agent_pid = served["pid"]
-                report.rules = {node: r for node, r in served.get("rules", {}).items()
-                                if r["rewritten"] or r["deleted"]}
-                report.conntrack_cleared = served.get("conntrack_cleared", 0)
-                report.removed_netns = self._remove_stale(plan, previous)
-            except BaseException:
-                builder.close()
-                if fresh_lab:  # roll back: a half-built lab is worse than none
-                    self._rollback(builder.report.created_netns)
-                raise
+            return self._converge(progress)
+
+    def _converge(self, progress: Progress | None = None,
+                  recreate: set[str] = frozenset()) -> UpReport:
+        """Make the lab match self.spec (the caller holds the lock). Pods in `recreate` are
+        made anew: fresh netns, new IP."""
+        previous = self.state.read_plan()
+        if previous is not None and recreate:
+            # their processes stop; the agent's sockets in the old netns are closed when it
+            # sees the new IP
+            teardown.remove_netns([p.netns for p in previous.pods if p.key in recreate])
+            previous = replace(previous, pods=tuple(p for p in previous.pods
+                                                    if p.key not in recreate))
+        plan = make_plan(self.spec, previous)
+        fresh_lab = previous is None and not teardown.marked_netns(self.name)
+        self.state.write_plan(plan)
+        if self.desired is not None:
+            self.desired.save(self.state)
+        builder = Builder(plan, progress, set(previous.all_netns()) if previous else set())
+        try:
+            built = builder.apply()
+            builder.close()
+            report = UpReport(self.name, built.created_netns, built.changes)
+            # the agent serves the pods and runs kube-proxy for every node
+            served = control.ensure_agent(self.state)
+            report.agent_pid = served["pid"]
+            report.rules = {node: r for node, r in served.get("rules", {}).items()
+                            if r["rewritten"] or r["deleted"]}
+            report.conntrack_cleared = served.get("conntrack_cleared", 0)
+            report.removed_netns = self._remove_stale(plan, previous)
+        except BaseException:
+            builder.close()
+            if fresh_lab:  # roll back: a half-built lab is worse than none
+                self._rollback(builder.report.created_netns)
+            raise
         return report
+
+    # --- kubectl-like changes on a running lab ---------------------------------------------
+
+    def change(self, edit: Callable[[Desired, Plan], list[str]],
+               recreate: Callable[[Desired, Plan], set[str]] | None = None
+               ) -> tuple[UpReport, list[str]]:
+        """Edit the desired state, validate all of it, then converge; an invalid change
+        leaves the running lab exactly as it was."""
+        require_root()
+        with self.state.locked():
+            desired = Desired.load(self.state)
+            plan = self.state.read_plan()
+            if desired is None or plan is None:
+                raise LabNotFound(f"lab {self.name} is not up: `labnet up` builds it")
+            said = edit(desired, plan)
+            spec = desired.spec()
+            again = recreate(desired, plan) if recreate else set()
+            self.spec, self.desired = spec, desired
+            return self._converge(recreate=again), said
+
+    def apply(self, objects: list) -> tuple[UpReport, list[str]]:
+        return self.change(lambda desired, _plan: desired.apply(objects))
+
+    def delete(self, keys: list[tuple[str, str, str]], where: str = "delete"
+               ) -> tuple[UpReport, list[str]]:
+        return self.change(lambda desired, _plan: desired.delete(keys, where))
+
+    def scale(self, namespace: str, name: str, replicas: int) -> tuple[UpReport, list[str]]:
+        def edit(desired: Desired, _plan: Plan) -> list[str]:
+            obj = desired.find("Deployment", namespace, name)
+            if obj is None:
+                raise SpecError(f"deployment/{name}", f"no Deployment {namespace}/{name} in "
+                                f"lab {self.name}", "`labnet get pods` shows what runs")
+            if replicas < 0:
+                raise SpecError(f"deployment/{name}", "replicas must be 0 or more")
+            spec = obj.setdefault("spec", located({}, RUNNING))
+            spec["replicas"] = replicas
+            return [f"deployment/{name} scaled"]
+        return self.change(edit)
+
+    def delete_pod(self, namespace: str, name: str, restart: bool = False
+                   ) -> tuple[UpReport, list[str]]:
+        """Delete (or restart) a pod. A Deployment's pod is replaced by a new one (new name,
+        new IP); a bare pod is removed, or with `restart` made anew with a new IP."""
+        def owner(desired: Desired, plan: Plan):
+            if not any(p.namespace == namespace and p.name == name for p in plan.pods):
+                raise SpecError(f"pod/{name}", f"no pod {namespace}/{name} in lab {self.name}",
+                                "`labnet get pods` lists them")
+            return replica_of(desired.spec(), namespace, name)
+
+        def edit(desired: Desired, plan: Plan) -> list[str]:
+            replica = owner(desired, plan)
+            if replica is not None:
+                key = f"{replica[0]}/{replica[1]}"
+                desired.generations[key] = desired.generations.get(key, 0) + 1
+                verb = "restarted" if restart else "deleted"
+                return [f"pod/{name} {verb} (deployment/{replica[0].split('/')[1]} makes a "
+                        "new one)"]
+            if restart:
+                return [f"pod/{name} restarted"]
+            return desired.delete([("Pod", namespace, name)], f"pod/{name}")
+
+        def recreate(desired: Desired, plan: Plan) -> set[str]:
+            bare = restart and desired.find("Pod", namespace, name) is not None
+            return {f"{namespace}/{name}"} if bare else set()
+
+        return self.change(edit, recreate)
 
     def _remove_stale(self, plan: Plan, previous: Plan | None) -> list[str]:
         """Namespaces the lab owned before but the new plan does not have."""

@@ -176,6 +176,19 @@ def expand_deployments(spec: LabSpec) -> list[PodSpec]:
     return pods
 
 
+def replica_of(spec: LabSpec, namespace: str, pod: str) -> tuple[str, int] | None:
+    """("<namespace>/<deployment>", replica index) of a Deployment's pod, or None."""
+    for dep in spec.deployments:
+        if dep.namespace != namespace:
+            continue
+        template_hash = pod_template_hash(asdict(dep.template))
+        for index in range(dep.replicas):
+            generation = spec.generations.get(f"{dep.namespace}/{dep.name}/{index}", 0)
+            if replica_pod_name(dep.name, template_hash, index, generation) == pod:
+                return f"{dep.namespace}/{dep.name}", index
+    return None
+
+
 def node_networks(spec: LabSpec) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
     """(pod CIDR, underlay IP) of each node: node i gets slice i of podCIDR and host .10+i."""
     net = spec.network

@@ -1,0 +1,147 @@
+"""A living cluster: apply, delete, scale and restart on a running lab."""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+
+from labnet.lab import Lab
+from tests.integration.conftest import labnet_cli, parse_whoami
+
+SVC = """apiVersion: v1
+kind: Service
+metadata: {name: pinned}
+spec:
+  clusterIP: 172.19.7.7
+  selector: {app: my-nginx}
+  ports: [{port: 80}]
+"""
+
+
+def hits(lab, url: str, n: int = 40) -> collections.Counter:
+    script = ("import sys,urllib.request as u\n"
+              "for _ in range(int(sys.argv[2])):\n"
+              "    print(u.urlopen(sys.argv[1], timeout=3).read().decode().splitlines()[0])\n")
+    result = lab.exec("client", [sys.executable, "-c", script, url, str(n)], timeout=120)
+    assert result.returncode == 0, result.stderr
+    return collections.Counter(line.split(": ")[1] for line in result.stdout.splitlines())
+
+
+def nginx(lab) -> dict[str, str]:
+    return {p.name: p.ip for p in lab.running_plan().pods if p.labels.get("app") == "my-nginx"}
+
+
+def rules(lab) -> dict[str, str]:
+    return {node: labnet_cli("rules", "--lab", lab.name, node).stdout
+            for node in ("node1", "node2")}
+
+
+def test_scale_up_and_down(make_lab):
+    lab = make_lab()
+    for replicas in (5, 1, 2):
+        result = labnet_cli("scale", "--lab", lab.name, "deployment/my-nginx",
+                            "--replicas", str(replicas))
+        assert result.returncode == 0, result.stderr
+        live = nginx(lab)
+        assert len(live) == replicas
+        seen = hits(lab, "http://my-nginx/", 40 if replicas > 1 else 10)
+        assert set(seen) == set(live)  # exactly the live pods answer
+
+
+def test_restart_gives_a_new_ip_and_the_service_stays(make_lab):
+    lab = make_lab()
+    before = nginx(lab)
+    victim = sorted(before)[0]
+    old_ip = before[victim]
+    results, stop = [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            r = lab.exec("client", ["curl", "-s", "-m", "2", "http://my-nginx/"])
+            results.append((r.returncode, r.stdout))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        result = labnet_cli("restart", "--lab", lab.name, "pod", victim)
+        assert result.returncode == 0, result.stderr
+        after_restart = len(results)  # the new pod is ready once restart returns
+        stop.wait(3)
+    finally:
+        stop.set()
+        worker.join()
+    after = nginx(lab)
+    assert victim not in after and len(after) == 2
+    new_name = (set(after) - set(before)).pop()
+    assert after[new_name] != old_ip
+    for text in rules(lab).values():  # the old IP left every node's rules
+        assert old_ip not in text and after[new_name] in text
+    later = results[after_restart + 1:]  # the one in flight when restart returned may fail
+    assert later and all(code == 0 for code, _ in later), later[:3]
+    assert all(parse_whoami(text)["ip"] != old_ip for _, text in later)
+    assert set(hits(lab, "http://my-nginx/")) == set(after)
+
+
+def test_delete_a_service_and_apply_it_again(make_lab, tmp_path):
+    lab = make_lab()
+    path = tmp_path / "svc.yaml"
+    path.write_text(SVC)
+    assert labnet_cli("apply", "--lab", lab.name, "-f", str(path)).returncode == 0
+    assert lab.exec("client", ["curl", "-s", "-m", "3", "http://pinned/"]).returncode == 0
+    result = labnet_cli("delete", "--lab", lab.name, "-f", str(path))
+    assert result.returncode == 0 and "service/pinned deleted" in result.stdout
+    gone = lab.exec("client", ["curl", "-s", "-m", "2", "http://172.19.7.7/"])
+    assert gone.returncode != 0
+    assert "NXDOMAIN" in lab.exec("client", ["dig", "pinned.default.svc.cluster.local"]).stdout
+    assert labnet_cli("apply", "--lab", lab.name, "-f", str(path)).returncode == 0
+    assert lab.running_plan().service("default/pinned").cluster_ip == "172.19.7.7"
+    assert lab.exec("client", ["curl", "-s", "-m", "3", "http://pinned/"]).returncode == 0
+
+
+def test_apply_twice_changes_nothing(make_lab, tmp_path):
+    lab = make_lab()
+    path = tmp_path / "svc.yaml"
+    path.write_text(SVC)
+    first = labnet_cli("apply", "--lab", lab.name, "-f", str(path))
+    assert "service/pinned created" in first.stdout
+    plan, kernel = lab.state.plan_path.read_text(), rules(lab)
+    second = labnet_cli("apply", "--lab", lab.name, "-f", str(path))
+    assert "service/pinned unchanged" in second.stdout
+    assert "rules rewritten" not in second.stderr
+    assert lab.state.plan_path.read_text() == plan
+    assert rules(lab) == kernel
+
+
+def test_a_rejected_change_leaves_the_lab_as_it_was(make_lab, tmp_path):
+    lab = make_lab()
+    plan, kernel, desired = (lab.state.plan_path.read_text(), rules(lab),
+                             (lab.state.root / "desired.json").read_text())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SVC.replace("clusterIP: 172.19.7.7", "clusterIP: 10.1.2.3"))
+    result = labnet_cli("apply", "--lab", lab.name, "-f", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:" in result.stderr and "not a usable address of serviceCIDR" in result.stderr
+    for args in (["scale", "deployment/nosuch", "--replicas", "2"],
+                 ["delete", "pod", "nosuch"], ["delete", "service", "nosuch"]):
+        result = labnet_cli(*args, "--lab", lab.name)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert lab.state.plan_path.read_text() == plan
+    assert (lab.state.root / "desired.json").read_text() == desired
+    assert rules(lab) == kernel
+    assert lab.status()["healthy"]
+
+
+def test_get_lists_in_kubectl_columns(make_lab):
+    lab = make_lab()
+    pods = labnet_cli("get", "--lab", lab.name, "pods").stdout.splitlines()
+    assert pods[0].split() == ["NAME", "READY", "STATUS", "IP", "NODE"]
+    assert len(pods) == 1 + 3 and all("Running" in line for line in pods[1:])
+    services = labnet_cli("get", "--lab", lab.name, "svc", "-A").stdout
+    assert "kube-dns" in services and "80:30080/TCP" in services
+    import json
+    items = json.loads(labnet_cli("get", "--lab", lab.name, "endpoints", "-o", "json").stdout)
+    eps = {i["NAME"]: i["ALL"] for i in items["items"]}
+    assert set(eps["my-nginx"].split(",")) == {f"{ip}:80" for ip in nginx(lab).values()}
+    assert Lab.attach(lab.name).running_plan().lab == lab.name
