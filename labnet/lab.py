@@ -331,6 +331,8 @@ def status(name: str) -> dict:
         missing = list(seen["missing"])
         missing += [f"server {p}" for p in want if p not in listening]
         missing += [f"process {p['container']}" for p in procs if not p["running"]]
+        if runtime and not runtime.get("ready", True):
+            missing.append("readiness (not answering yet)")
         pods.append({
             "namespace": pod.namespace, "name": pod.name, "ip": pod.ip, "node": pod.node,
             "netns": pod.netns, "ports": want, "listening": listening, "processes": procs,
@@ -360,16 +362,19 @@ def status(name: str) -> dict:
         "external": {"netns": plan.external_netns, "ip": plan.external_ip,
                      "missing": kernel["external"]["missing"]},
         "nodes": nodes, "pods": pods, "stray_netns": kernel["stray_netns"],
-        "services": [service_status(s) for s in plan.services],
+        "services": [service_status(s, {k for k, rt in served.items()
+                                        if not rt.get("ready", True)}) for s in plan.services],
         "network": plan.network,
     }
 
 
-def service_status(svc) -> dict:
-    """A Service as `kubectl get svc` and its EndpointSlices would show it."""
+def service_status(svc, unready: set[str] = frozenset()) -> dict:
+    """A Service as `kubectl get svc` and its EndpointSlices would show it: the endpoints of
+    pods that do not answer (yet) are left out."""
     ports = [f"{p.port}" + (f":{p.node_port}" if p.node_port else "") + f"/{p.protocol}"
              for p in svc.ports]
-    endpoints = sorted({e.address for p in svc.ports for e in p.endpoints if e.ready})
+    endpoints = sorted({e.address for p in svc.ports for e in p.endpoints
+                        if e.ready and e.pod not in unready})
     return {
         "namespace": svc.namespace, "name": svc.name, "type": svc.type,
         "cluster_ip": svc.cluster_ip or "<none>",

@@ -30,6 +30,7 @@ from labnet.model import (
     LabelSelector,
     PodSpec,
     PodTemplate,
+    Probe,
     ServiceSpec,
 )
 from labnet.service_manifests import parse_endpoint_slice, parse_service
@@ -229,7 +230,49 @@ def parse_container(item: Located, pod: str, seen_ports: dict, port_names: set,
         problems.add(item.where("args"), f"{what}: args without command",
                      "labnet has no image entrypoint to pass them to: give command too")
     image = get_str(item, "image", what, problems, default="") or ""
-    return ContainerSpec(name, image, argv["command"], argv["args"], tuple(ports))
+    readiness = None
+    if item.get("readinessProbe") is not None:
+        readiness = parse_probe(get_map(item, "readinessProbe", what, problems), ports, what,
+                                problems)
+    return ContainerSpec(name, image, argv["command"], argv["args"], tuple(ports),
+                         readiness=readiness)
+
+
+PROBE_FIELDS = {"httpGet", "tcpSocket", "exec", "grpc", "initialDelaySeconds", "periodSeconds",
+                "timeoutSeconds", "successThreshold", "failureThreshold",
+                "terminationGracePeriodSeconds"}
+
+
+def parse_probe(probe: Located, ports: list[ContainerPort], what: str,
+                problems: Problems) -> Probe | None:
+    """readinessProbe with httpGet or tcpSocket (port by number or containerPort name)."""
+    check_fields(probe, PROBE_FIELDS, f"{what} readinessProbe", problems)
+    kind = "http" if "httpGet" in probe else "tcp" if "tcpSocket" in probe else None
+    if kind is None:
+        problems.add(probe.where(), f"{what}: readinessProbe needs httpGet or tcpSocket",
+                     "labnet probes HTTP and TCP")
+        return None
+    action = get_map(probe, "httpGet" if kind == "http" else "tcpSocket", what, problems)
+    check_fields(action, {"port", "path", "host", "scheme", "httpHeaders"},
+                 f"{what} readinessProbe", problems)
+    port = action.get("port")
+    if isinstance(port, str) and not port.isdigit():
+        named = [p.port for p in ports if p.name == port]
+        if not named:
+            problems.add(action.where("port"), f"{what}: readinessProbe port {port!r} is not a "
+                         "containerPort name of this container")
+            return None
+        port = named[0]
+    if isinstance(port, bool) or not str(port).isdigit() or not 1 <= int(port) <= 65535:
+        problems.add(action.where("port") if "port" in action else action.where(),
+                     f"{what}: readinessProbe needs a port (1..65535 or a port name)")
+        return None
+    number = f"{what} readinessProbe"
+    return Probe(kind, int(port), get_str(action, "path", number, problems, default="/") or "/",
+                 get_int(probe, "periodSeconds", number, problems, 10, 1, 3600),
+                 get_int(probe, "initialDelaySeconds", number, problems, 0, 0, 3600),
+                 get_int(probe, "failureThreshold", number, problems, 3, 1, 100),
+                 get_int(probe, "successThreshold", number, problems, 1, 1, 100))
 
 
 def parse_selector(sel: Located, what: str, problems: Problems) -> LabelSelector:

@@ -51,6 +51,19 @@ class ContainerPort:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A readinessProbe: httpGet (path) or tcpSocket, on a port number."""
+
+    kind: str  # "http" or "tcp"
+    port: int
+    path: str = "/"
+    period: int = 10
+    initial_delay: int = 0
+    failure_threshold: int = 3
+    success_threshold: int = 1
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str = ""
@@ -58,6 +71,7 @@ class ContainerSpec:
     args: tuple[str, ...] = ()
     ports: tuple[ContainerPort, ...] = ()
     server: str = ""  # labnet's built-in server for this container: "" (who-am-I), "dns"
+    readiness: Probe | None = None
 
     @property
     def argv(self) -> tuple[str, ...]:

@@ -49,6 +49,7 @@ class PlanContainer:
     argv: tuple[str, ...] = ()
     ports: tuple[PlanPort, ...] = ()
     server: str = ""
+    readiness: dict | None = None  # Probe fields: kind, port, path, period, …
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ class Plan:
         pods = tuple(
             PlanPod(**{**p, "containers": tuple(
                 PlanContainer(c["name"], tuple(c["argv"]),
-                              tuple(PlanPort(**port) for port in c["ports"]), c.get("server", ""))
+                              tuple(PlanPort(**port) for port in c["ports"]), c.get("server", ""),
+                              c.get("readiness"))
                 for c in p["containers"])})
             for p in data.pop("pods")
         )
@@ -324,7 +326,8 @@ def name_pods(spec: LabSpec, placed: list, nodes: list[PlanNode]) -> list[PlanPo
         veths[node].add(veth)
         containers = tuple(
             PlanContainer(c.name, c.argv, tuple(PlanPort(p.port, p.protocol, p.name)
-                                                for p in c.ports), c.server)
+                                                for p in c.ports), c.server,
+                          asdict(c.readiness) if c.readiness else None)
             for c in pod.template.containers
         )
         result.append(PlanPod(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labnet.agent.proxy import ProxyManager
+from labnet.agent.readiness import Readiness
 from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
 from labnet.dns.server import DnsServer, DnsTcp, DnsUdp, DnsUdpReader
 from labnet.errors import LabnetError
@@ -75,14 +76,13 @@ class Agent:
         self.stopping = asyncio.Event()
         self.proxy = ProxyManager()
         self.dns = DnsServer()
-
+        self.readiness = Readiness()
+        self.plan: Plan | None = None
+        self.syncing = asyncio.Lock()  # reloads and readiness changes sync one at a time
     async def reload(self) -> dict:
         """Serve the plan in the state directory: pods' servers and commands, and every
         node's kube-proxy rules."""
         plan = Plan.from_json(self.state.plan_path.read_text())
-        dns_pod = next((p for p in plan.pods if any(c.server == "dns" for c in p.containers)),
-                       None)
-        self.dns.reload(plan, dns_pod.netns if dns_pod else "")
         wanted = {p.key: p for p in plan.pods}
         for key in list(self.pods):
             if key not in wanted or pod_signature(self.pods[key].pod) != pod_signature(wanted[key]):
@@ -90,14 +90,44 @@ class Agent:
         for key, pod in wanted.items():
             if key not in self.pods:
                 self.pods[key] = await self.start_pod(pod)
+        self.plan = plan
+        loop = asyncio.get_running_loop()
+        # pods are probed before they become endpoints: what answers now is ready now
+        await loop.run_in_executor(None, lambda: self.readiness.run(plan, urgent=True))
         try:
-            # in a thread: the pods keep being served meanwhile, and pyroute2's synchronous
-            # calls (conntrack) need a thread without a running event loop
-            synced = await asyncio.get_running_loop().run_in_executor(None, self.proxy.sync,
-                                                                      plan)
+            synced = await self.sync()
         except LabnetError as exc:
             return {"ok": False, "error": str(exc), "pods": len(self.pods)}
         return {"ok": True, "pods": len(self.pods), **synced}
+
+    async def sync(self) -> dict:
+        """Serve the plan with readiness applied: DNS answers and every node's rules. In a
+        thread: the pods keep being served meanwhile, and pyroute2's synchronous calls
+        (conntrack) need a thread without a running event loop."""
+        async with self.syncing:
+            plan = self.readiness.effective(self.plan)
+            dns_pod = next((p for p in plan.pods
+                            if any(c.server == "dns" for c in p.containers)), None)
+            self.dns.reload(plan, dns_pod.netns if dns_pod else "")
+            return await asyncio.get_running_loop().run_in_executor(None, self.proxy.sync,
+                                                                    plan)
+
+    async def probe(self) -> None:
+        """kubelet's probing loop: a pod that starts or stops answering changes the
+        endpoints everywhere."""
+        loop = asyncio.get_running_loop()
+        while not self.stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 0.5)
+            if self.plan is None or self.stopping.is_set():
+                continue
+            plan = self.plan
+            try:
+                changed = await loop.run_in_executor(None, self.readiness.run, plan)
+                if changed and plan is self.plan:
+                    await self.sync()
+            except Exception as exc:  # keep probing; say why in the log
+                print(f"labnet agent: readiness: {exc}", file=sys.stderr, flush=True)
 
     def protocol_for(self, pod: PlanPod, server: str, port) -> Callable[[], asyncio.BaseProtocol]:
         """What answers on a port: the cluster DNS on the DNS pod's port 53 (and its metrics
@@ -186,6 +216,7 @@ class Agent:
         for key, rt in self.pods.items():
             pods[key] = {
                 "listening": rt.listening, "errors": rt.errors,
+                "ready": self.readiness.ready(key),
                 "processes": [{"container": c.container, "argv": list(c.argv),
                                "pid": c.process.pid if c.process else None,
                                "running": c.process is not None and c.process.poll() is None,
@@ -230,7 +261,9 @@ class Agent:
             os.write(ready_fd, b"ready " + json.dumps(first).encode() + b"\n")
             os.close(ready_fd)
         supervisor = asyncio.create_task(self.supervise())
+        prober = asyncio.create_task(self.probe())
         await self.stopping.wait()
+        await prober
         control.close()
         self.proxy.stop()
         for runtime in self.pods.values():

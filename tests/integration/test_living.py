@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 import sys
 import threading
 
@@ -33,7 +34,9 @@ def nginx(lab) -> dict[str, str]:
 
 
 def rules(lab) -> dict[str, str]:
-    return {node: labnet_cli("rules", "--lab", lab.name, node).stdout
+    """Each node's rules as the kernel has them, without packet counters (probes move them)."""
+    return {node: re.sub(r"\[\d+:\d+\]", "[0:0]",
+                         labnet_cli("rules", "--lab", lab.name, node).stdout)
             for node in ("node1", "node2")}
 
 
@@ -145,3 +148,68 @@ def test_get_lists_in_kubectl_columns(make_lab):
     eps = {i["NAME"]: i["ALL"] for i in items["items"]}
     assert set(eps["my-nginx"].split(",")) == {f"{ip}:80" for ip in nginx(lab).values()}
     assert Lab.attach(lab.name).running_plan().lab == lab.name
+
+
+READY_LAB = """
+name: x
+nodes: 2
+manifests:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: quick, labels: {app: mix}}
+    spec: {containers: [{name: c, ports: [{containerPort: 8080}]}]}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: slow, labels: {app: mix}}
+    spec:
+      containers:
+        - name: c
+          command: [PYTHON, -c, "import time, http.server as h; time.sleep(2); h.test(HandlerClass=h.SimpleHTTPRequestHandler, port=8080, bind='0.0.0.0')"]
+          ports: [{containerPort: 8080}]
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: never, labels: {app: mix}}
+    spec:
+      containers:
+        - name: c
+          ports: [{containerPort: 8080}]
+          readinessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1}
+  - {apiVersion: v1, kind: Service, metadata: {name: mix}, spec: {selector: {app: mix}, ports: [{port: 80, targetPort: 8080}]}}
+  - {apiVersion: v1, kind: Pod, metadata: {name: client}, spec: {containers: [{name: c}]}}
+"""
+
+
+def endpoints(lab) -> set[str]:
+    import json
+    items = json.loads(labnet_cli("get", "--lab", lab.name, "ep", "-o", "json").stdout)
+    return {i["ALL"] for i in items["items"] if i["NAME"] == "mix"}.pop().split(",")
+
+
+def wait_for(predicate, seconds: float = 10) -> bool:
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_readiness_decides_who_is_an_endpoint(make_lab):
+    import os
+    import signal
+
+    lab = make_lab(READY_LAB.replace("PYTHON", sys.executable))
+    quick, slow = lab.pod("quick"), lab.pod("slow")
+    # right after up: only what answers (the slow server sleeps first; `never` fails its probe)
+    assert set(endpoints(lab)) == {f"{quick.ip}:8080"}
+    assert set(hits(lab, "http://mix/", 10)) == {"quick"}
+    assert wait_for(lambda: set(endpoints(lab)) == {f"{quick.ip}:8080", f"{slow.ip}:8080"})
+    pods = {p["name"]: p for p in lab.status()["pods"]}
+    assert not pods["never"]["ready"] and "readiness" in " ".join(pods["never"]["missing"])
+    # the slow pod's server dies: it leaves the endpoints (and comes back when restarted)
+    pid = next(c["pid"] for c in pods["slow"]["processes"])
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: f"{slow.ip}:8080" not in endpoints(lab), 5)
+    assert set(hits(lab, "http://mix/", 10)) == {"quick"}
+    assert wait_for(lambda: f"{slow.ip}:8080" in endpoints(lab), 15)
