@@ -52,6 +52,18 @@ def test_scale_up_and_down(make_lab):
         assert set(seen) == set(live)  # exactly the live pods answer
 
 
+def test_delete_pods(make_lab):
+    lab = make_lab()
+    victim = sorted(nginx(lab))[0]
+    result = labnet_cli("delete", "--lab", lab.name, "pod", victim)
+    assert result.returncode == 0 and "makes a new one" in result.stdout
+    assert victim not in nginx(lab) and len(nginx(lab)) == 2  # the Deployment replaced it
+    result = labnet_cli("delete", "--lab", lab.name, "pod/client")
+    assert result.returncode == 0 and "pod/client deleted" in result.stdout
+    assert all(p.name != "client" for p in lab.running_plan().pods)
+    assert not any(n.endswith("-default-client") for n in __import__("os").listdir("/run/netns"))
+
+
 def test_restart_gives_a_new_ip_and_the_service_stays(make_lab):
     lab = make_lab()
     before = nginx(lab)
@@ -109,7 +121,7 @@ def test_apply_twice_changes_nothing(make_lab, tmp_path):
     first = labnet_cli("apply", "--lab", lab.name, "-f", str(path))
     assert "service/pinned created" in first.stdout
     plan, kernel = lab.state.plan_path.read_text(), rules(lab)
-    second = labnet_cli("apply", "--lab", lab.name, "-f", str(path))
+    second = labnet_cli("apply", "--lab", lab.name, "-f", "-", input=SVC)  # from stdin
     assert "service/pinned unchanged" in second.stdout
     assert "rules rewritten" not in second.stderr
     assert lab.state.plan_path.read_text() == plan
