@@ -355,6 +355,50 @@ def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: b
 
 
 @main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--lab", "lab_name", help="A running lab (default: the only one, or FILE's plan).")
+@click.option("-o", "--output", type=click.Choice(["dot", "mermaid", "json", "svg", "png"]),
+              default="dot")
+@click.option("-w", "--write", "target", type=click.Path(dir_okay=False),
+              help="Write to this file instead of standard output.")
+def graph(file: str | None, lab_name: str | None, output: str, target: str | None) -> None:
+    """Draw the lab: nodes, bridges, veths, pods, the VXLAN mesh, services and endpoints."""
+    import shutil
+    import subprocess
+
+    from labnet import graph as drawing
+
+    if file:
+        plan = Lab.load(file).plan()
+    else:
+        plan = StateDir(pick_lab(lab_name)).read_plan()
+        if plan is None:
+            raise LabnetError("no lab is up: give a lab file, or `labnet up` first")
+    data = drawing.graph(plan)
+    if output in ("svg", "png"):
+        dot = shutil.which("dot")
+        if dot is None:
+            raise LabnetError(f"-o {output} needs Graphviz's `dot`, which is not installed: "
+                              "`sudo apt-get install graphviz`, or use -o dot / -o mermaid")
+        result = subprocess.run([dot, f"-T{output}"], input=drawing.to_dot(data).encode(),
+                                capture_output=True, timeout=60)
+        if result.returncode != 0:
+            raise LabnetError(f"dot failed: {result.stderr.decode().strip()}")
+        body: bytes = result.stdout
+    else:
+        render = {"dot": drawing.to_dot, "mermaid": drawing.to_mermaid,
+                  "json": drawing.to_json}[output]
+        body = render(data).encode()
+    if target:
+        with open(target, "wb") as f:
+            f.write(body)
+    elif output == "png":
+        raise LabnetError("-o png writes binary: give a file with -w")
+    else:
+        sys.stdout.buffer.write(body)
+
+
+@main.command()
 @click.option("--lab", "lab_name", help="The lab (default: the only one running).")
 @click.option("-t", "--table", type=click.Choice(["filter", "nat", "all"]), default="all")
 @click.argument("node")
@@ -407,6 +451,39 @@ def dns(lab_name: str | None, namespace: str, source: str | None, tcp: bool, nam
     click.echo(describe(lookup), nl=False)
     reply = lookup.reply
     sys.exit(0 if reply is not None and reply.rr else 1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-w", "--write", "pcap", type=click.Path(dir_okay=False),
+              help="Write packets to this pcap file (Wireshark opens it).")
+@click.option("-c", "--count", type=click.IntRange(1), help="Stop after this many packets.")
+@click.argument("target")
+@click.argument("expression", nargs=-1, type=click.UNPROCESSED)
+def capture(lab_name: str | None, namespace: str, pcap: str | None, count: int | None,
+            target: str, expression: tuple[str, ...]) -> None:
+    """tcpdump inside a pod or node: TARGET[:IFACE] (eth0 by default; cni0, flannel.1 …),
+    then an optional pcap filter. Example: labnet capture node/node1:eth0 udp port 8472"""
+    import shutil
+
+    require_root()
+    plan = StateDir(pick_lab(lab_name)).read_plan()
+    if plan is None:
+        raise LabnetError("no lab is up: `labnet up` builds one")
+    where, _, iface = target.rpartition(":") if ":" in target else (target, "", "eth0")
+    netns = resolve_target(plan, where, namespace)
+    tcpdump = shutil.which("tcpdump")
+    if tcpdump is None:
+        raise LabnetError("tcpdump is not installed: `sudo apt-get install tcpdump`")
+    argv = [tcpdump, "-n", "-i", iface or "eth0"]
+    if pcap:
+        argv += ["-U", "-w", os.path.abspath(pcap)]
+    if count:
+        argv += ["-c", str(count)]
+    argv += [x for x in expression if x != "--"]
+    nsfs.enter_for_exec(netns, os.path.join(teardown.ETC_NETNS, netns))
+    os.execv(tcpdump, argv)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

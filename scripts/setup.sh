@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(iproute2 iptables iputils-ping curl tcpdump conntrack bind9-dnsutils procps
-          util-linux)
+          util-linux graphviz)
 if [ "${1:-}" = "--bench" ]; then  # what bench/ compares labnet with
   packages+=(dnsperf dnsmasq-base)
 fi
