@@ -453,6 +453,31 @@ def dns(lab_name: str | None, namespace: str, source: str | None, tcp: bool, nam
     sys.exit(0 if reply is not None and reply.rr else 1)
 
 
+@main.command()
+@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--icmp", is_flag=True, help="Trace a ping instead, and say where it dies.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@click.argument("pod")
+@click.argument("target")
+def trace(lab_name: str | None, namespace: str, icmp: bool, output: str, pod: str,
+          target: str) -> None:
+    """Make one real request from POD to TARGET (URL, NAME or NAME:PORT) and explain each hop
+    with what the kernel reported. Example: labnet trace client http://my-nginx"""
+    from labnet import trace as tracing
+
+    require_root()
+    plan = StateDir(pick_lab(lab_name)).read_plan()
+    if plan is None:
+        raise LabnetError("no lab is up: `labnet up` builds one")
+    netns = resolve_target(plan, pod, namespace)
+    source = next(p for p in plan.pods if p.netns == netns)
+    result = tracing.trace(plan, source, target, icmp)
+    click.echo(json.dumps(result.as_dict(), indent=2) if output == "json" else result.text(),
+               nl=output == "json")
+    sys.exit(0 if result.ok else 1)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--lab", "lab_name", help="The lab (default: the only one running).")
 @click.option("-n", "--namespace", default="default", show_default=True)
