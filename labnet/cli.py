@@ -292,13 +292,19 @@ def status(lab_name: str | None, output: str) -> None:
     sys.exit(0 if data["healthy"] else 1)
 
 
+def good(text: str, ok: bool) -> str:
+    """Green or red on a terminal; click.echo drops the colour when output is not a tty."""
+    return click.style(text, fg="green" if ok else "red")
+
+
 def format_status(data: dict) -> str:
     agent = data["agent"]
-    lines = [f"lab {data['lab']}: {'healthy' if data['healthy'] else 'DEGRADED'}   "
+    health = good("healthy" if data["healthy"] else "DEGRADED", data["healthy"])
+    lines = [f"lab {data['lab']}: {health}   "
              f"pod agent: {'pid ' + str(agent['pid']) if agent['alive'] else 'NOT RUNNING'}",
              f"{'NODE':<12}{'UNDERLAY IP':<17}{'POD CIDR':<18}{'PODS':<6}STATUS"]
     for n in data["nodes"]:
-        state = "ok" if n["ready"] else "missing: " + ", ".join(n["missing"])
+        state = good("ok" if n["ready"] else "missing: " + ", ".join(n["missing"]), n["ready"])
         if n["foreign"]:
             state += "  foreign: " + ", ".join(n["foreign"])
         lines.append(f"{n['name']:<12}{n['underlay_ip']:<17}{n['pod_cidr']:<18}{n['pods']:<6}"
@@ -308,7 +314,7 @@ def format_status(data: dict) -> str:
     for p in data["pods"]:
         serving = ",".join(p["listening"] + [c["container"] for c in p["processes"]
                                              if c["running"]]) or "-"
-        state = "ok" if p["ready"] else "missing: " + ", ".join(p["missing"])
+        state = good("ok" if p["ready"] else "missing: " + ", ".join(p["missing"]), p["ready"])
         lines.append(f"{p['namespace']:<12}{p['name']:<34}{p['ip']:<15}{p['node']:<10}"
                      f"{serving:<14}{state}")
     if data.get("services"):

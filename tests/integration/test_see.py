@@ -29,7 +29,7 @@ def test_capture_writes_a_pcap_with_the_vxlan_hop(seed_lab, tmp_path):
     try:
         for _ in range(50):  # tcpdump needs a moment before it listens
             time.sleep(0.1)
-            seed_lab.exec("client", ["curl", "-s", "-m", "2", f"http://{remote.ip}/"])
+            labnet_cli("trace", "--lab", seed_lab.name, "client", f"http://{remote.ip}/")
             if capture.poll() is not None:
                 break
         capture.wait(timeout=10)
