@@ -20,7 +20,7 @@ from pathlib import Path
 from labnet.agent.proxy import ProxyManager
 from labnet.agent.readiness import Readiness
 from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
-from labnet.dns.server import DnsServer, DnsTcp, DnsUdp, DnsUdpReader
+from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
 from labnet.kernel import nsfs
 from labnet.plan import Plan, PlanPod
@@ -132,9 +132,8 @@ class Agent:
     def protocol_for(self, pod: PlanPod, server: str, port) -> Callable[[], asyncio.BaseProtocol]:
         """What answers on a port: the cluster DNS on the DNS pod's port 53 (and its metrics
         on 9153), else who-am-I HTTP on TCP and an echo on UDP."""
-        if server == "dns" and port.port == 53:
-            return (lambda: DnsUdp(self.dns)) if port.protocol == "UDP" else (
-                lambda: DnsTcp(self.dns))
+        if server == "dns" and port.port == 53 and port.protocol == "TCP":
+            return lambda: DnsTcp(self.dns)  # (UDP 53: a DnsUdpReader, see start_pod)
         ident = PodIdentity(pod.namespace, pod.name, pod.ip, pod.node)
         if port.protocol == "UDP":
             return EchoProtocol

@@ -183,31 +183,6 @@ class DnsUdpReader:
         self.sock.close()
 
 
-class DnsUdp(asyncio.DatagramProtocol):
-    def __init__(self, server: DnsServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self.server.stats["queries_udp"] += 1
-        reply = self.server.respond(data, udp=True)
-        if reply == b"":  # needs the upstream: do not block every pod's server meanwhile
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(None, self.server.respond, data, True, True)
-            future.add_done_callback(lambda f: self.send(f, addr))
-        elif reply:
-            self.transport.sendto(reply, addr)
-
-    def send(self, future: asyncio.Future, addr: tuple) -> None:
-        with contextlib.suppress(Exception):
-            reply = future.result()
-            if reply and self.transport and not self.transport.is_closing():
-                self.transport.sendto(reply, addr)
-
-
 class DnsTcp(asyncio.Protocol):
     """DNS over TCP: two-byte length prefix, several queries per connection, idle timeout."""
 

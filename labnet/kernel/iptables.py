@@ -413,29 +413,6 @@ class NodeWorker:
             os.waitpid(self.pid, 0)
 
 
-def apply_nodes(jobs: list[tuple[str, list[TablePlan]]]) -> dict:
-    """Apply every node's table plans, all nodes at once, with one short-lived worker per
-    node; return {"nodes": {netns: SyncResult}, …}."""
-    workers = [(NodeWorker(netns), plans) for netns, plans in jobs]
-    try:
-        for worker, plans in workers:
-            worker.send(plans)
-        results = {worker.netns: worker.receive() for worker, _ in workers}
-    finally:
-        for worker, _ in workers:
-            worker.stop()
-    failed = {netns: r["error"] for netns, r in results.items() if not r.get("ok")}
-    if failed:
-        raise KernelError("installing iptables rules failed: " + "; ".join(
-            f"netns {netns}: {error}" for netns, error in failed.items()))
-    return {"ok": True, "nodes": results,
-            "templates": max((r["templates"] for r in results.values()), default=0)}
-
-
-def apply_in_netns(netns: str, plans: list[TablePlan]) -> dict:
-    return apply_nodes([(netns, plans)])["nodes"][netns]
-
-
 def plan_tables(ruleset, previous: dict[str, dict[str, list[str]]] | None,
                 jumps: list[tuple[str, str, tuple[str, ...]]]) -> list[TablePlan]:
     """What to rewrite, per table, given the last installed ruleset (None: trust nothing)."""
