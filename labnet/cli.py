@@ -60,8 +60,9 @@ def main() -> None:
 @main.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print the plan (no root, nothing built).")
+@click.option("--host", help="In a lab that spans hosts: this machine's name in it.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
-def up(file: str | None, dry_run: bool, output: str) -> None:
+def up(file: str | None, dry_run: bool, host: str | None, output: str) -> None:
     """Build the lab in FILE (default: the built-in demo lab), or converge a running one."""
     lab = Lab.load(file)
     for warning in lab.spec.warnings:
@@ -72,7 +73,8 @@ def up(file: str | None, dry_run: bool, output: str) -> None:
         return
     require_root()
     sigterm_as_interrupt()
-    report = lab.up(progress=progress_printer(output == "text" and sys.stderr.isatty()))
+    report = lab.up(progress=progress_printer(output == "text" and sys.stderr.isatty()),
+                    host=host)
     if output == "json":
         print_json(report.__dict__)
         return

@@ -73,9 +73,21 @@ class Lab:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def up(self, progress: Progress | None = None) -> UpReport:
+    def up(self, progress: Progress | None = None, host: str | None = None) -> UpReport:
+        """Build or converge the lab. In a lab that spans hosts, `host` says which machine
+        this is: only its nodes and pods are built here."""
         require_root()
+        if self.spec is not None and self.spec.hosts:
+            names = [h.name for h in self.spec.hosts]
+            if host not in names:
+                raise SpecError("--host", f"lab {self.name} spans hosts {', '.join(names)}: "
+                                "say which one this machine is", "labnet up --host NAME FILE")
+        elif host:
+            raise SpecError("--host", f"lab {self.name} has no hosts section",
+                            "drop --host: it is a single-machine lab")
         with self.state.locked():
+            self.state.root.mkdir(parents=True, exist_ok=True)
+            (self.state.root / "host").write_text(host or "")
             return self._converge(progress)
 
     def _converge(self, progress: Progress | None = None,
@@ -94,7 +106,8 @@ class Lab:
         self.state.write_plan(plan)
         if self.desired is not None:
             self.desired.save(self.state)
-        builder = Builder(plan, progress, set(previous.all_netns()) if previous else set())
+        builder = Builder(plan, progress, set(previous.all_netns()) if previous else set(),
+                          self.state.host())
         try:
             built = builder.apply()
             builder.close()
@@ -318,12 +331,17 @@ def status(name: str) -> dict:
     plan = state.read_plan() if state.exists() else None
     if plan is None:
         raise LabNotFound(f"lab {name} is not up: `labnet list` shows the labs")
-    kernel = inspect_plan(plan)
+    kernel = inspect_plan(plan, state.host())
     agent = control.status(state)
     served = agent["pods"] if agent else {}
     pods = []
     for pod in plan.pods:
         seen = kernel["pods"][pod.key]
+        if seen.get("remote"):
+            pods.append({"namespace": pod.namespace, "name": pod.name, "ip": pod.ip,
+                         "node": pod.node, "netns": pod.netns, "ports": [], "listening": [],
+                         "processes": [], "ready": True, "missing": [], "remote": True})
+            continue
         runtime = served.get(pod.key, {})
         want = [f"{p.port}/{p.protocol}" for p in pod.ports]
         listening = runtime.get("listening", [])
@@ -343,6 +361,12 @@ def status(name: str) -> dict:
     for n in plan.nodes:
         missing = list(kernel["nodes"][n.name]["missing"])
         proxy = proxies.get(n.netns, {})
+        if kernel["nodes"][n.name].get("remote"):
+            nodes.append({"name": n.name, "netns": n.netns, "underlay_ip": n.underlay_ip,
+                          "pod_cidr": n.pod_cidr, "pods": len(plan.pods_on(n.name)),
+                          "ready": not missing, "missing": missing, "foreign": [],
+                          "remote": kernel["nodes"][n.name]["remote"]})
+            continue
         if not (proxy.get("alive") and proxy.get("synced")):
             missing.append("kube-proxy rules (the agent's worker for this node)")
         nodes.append({

@@ -196,6 +196,16 @@ class EndpointSliceSpec:
 
 
 @dataclass(frozen=True)
+class HostSpec:
+    """A machine that carries some of the lab's nodes (multi-host labs)."""
+
+    name: str
+    nodes: tuple[str, ...]
+    interface: str = "eth0"  # the NIC the nodes' eth0 (macvlan) hang off
+    address: str = ""  # the machine's own address, for humans and status
+
+
+@dataclass(frozen=True)
 class LabSpec:
     name: str
     network: NetworkSpec
@@ -209,3 +219,4 @@ class LabSpec:
     warnings: tuple[str, ...] = ()
     # "<namespace>/<deployment>/<replica index>" -> how many times that replica was replaced
     generations: dict[str, int] = field(default_factory=dict)
+    hosts: tuple[HostSpec, ...] = ()

@@ -64,6 +64,7 @@ class PlanNode:
     vtep_ip: str
     vtep_mac: str
     labels: dict[str, str] = field(default_factory=dict)
+    host: str = ""  # multi-host labs: the machine that carries this node
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,13 @@ class Plan:
     # node -> the pod IP allocated last: new pods take the next free one after it, as CNI's
     # host-local IPAM does, so a recreated pod gets a new address
     ip_cursor: dict[str, str] = field(default_factory=dict)
+    # multi-host labs: host -> {"interface": NIC, "address": the host's own IP}
+    hosts: dict[str, dict] = field(default_factory=dict)
     version: int = PLAN_VERSION
+
+    def local_nodes(self, host: str) -> list[PlanNode]:
+        """The nodes this machine builds: all of them, unless the lab spans hosts."""
+        return [n for n in self.nodes if not self.hosts or n.host == host]
 
     @property
     def underlay_prefixlen(self) -> int:
@@ -208,6 +215,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
     problems = Problems()
     net = spec.network
     external_ip = net.underlay_cidr.broadcast_address - 1
+    host_of = {node: h.name for h in spec.hosts for node in h.nodes}
     nodes = []
     used_underlay: dict[ipaddress.IPv4Address, str] = {external_ip: "the external host"}
     for index, (node, (cidr, address)) in enumerate(zip(spec.nodes, node_networks(spec),
@@ -221,7 +229,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
             underlay_ip=str(address), underlay_port=underlay_port_name(node.name),
             pod_cidr=str(cidr), gateway=str(cidr.network_address + 1),
             vtep_ip=str(cidr.network_address), vtep_mac=mac_address(f"{spec.name}/{node.name}"),
-            labels=dict(node.labels),
+            labels=dict(node.labels), host=host_of.get(node.name, ""),
         ))
     problems.raise_if_any()
     cursor: dict[str, str] = dict(previous.ip_cursor) if previous else {}
@@ -241,6 +249,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
         external_netns=netns_name(spec.name, "external"), external_ip=str(external_ip),
         nodes=tuple(nodes), pods=tuple(pods), namespaces=spec.namespaces,
         services=tuple(services), ip_cursor=cursor,
+        hosts={h.name: {"interface": h.interface, "address": h.address} for h in spec.hosts},
     )
 
 

@@ -30,6 +30,7 @@ from labnet.model import (
     ContainerPort,
     ContainerSpec,
     DeploymentSpec,
+    HostSpec,
     LabelSelector,
     LabSpec,
     NetworkSpec,
@@ -40,7 +41,8 @@ from labnet.model import (
 )
 from labnet.yamlsrc import Located, load_documents, load_file, where_of
 
-LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns"}
+LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns", "hosts"}
+HOST_FIELDS = {"name", "nodes", "interface", "address"}
 DNS_FIELDS = {"ttl", "upstream"}
 BUILTIN_DNS = "<built-in cluster DNS>"
 NETWORK_FIELDS = {
@@ -119,6 +121,7 @@ def parse_lab(doc: Located, objects: list, source: str, problems: Problems | Non
     network = parse_network_section(get_map(doc, "network", "the lab", problems), problems)
     network = parse_dns_section(get_map(doc, "dns", "the lab", problems), network, problems)
     nodes = parse_nodes(doc, network, problems)
+    hosts = parse_hosts(doc, nodes, problems)
     workloads = Workloads()
     for item in objects:
         parse_manifest(item, where_of(item, fallback=source), workloads, problems)
@@ -131,8 +134,45 @@ def parse_lab(doc: Located, objects: list, source: str, problems: Problems | Non
         pods=tuple(workloads.pods), deployments=tuple(workloads.deployments),
         services=tuple(workloads.services), endpoint_slices=tuple(workloads.endpoint_slices),
         source=source, warnings=tuple(workloads.warnings),
-        generations=dict(generations or {}),
+        generations=dict(generations or {}), hosts=tuple(hosts),
     )
+
+
+def parse_hosts(doc: Located, nodes: list[NodeSpec], problems: Problems) -> list[HostSpec]:
+    """`hosts:` spreads the nodes over machines; every node on exactly one host."""
+    hosts: list[HostSpec] = []
+    owner: dict[str, str] = {}
+    for index, item in enumerate(get_list(doc, "hosts", "the lab", problems)):
+        where = doc["hosts"].where(index)
+        if not isinstance(item, Located):
+            problems.add(where, "each host must be a mapping with name and nodes")
+            continue
+        check_fields(item, HOST_FIELDS, "host", problems)
+        name = get_str(item, "name", "host", problems, required=True) or "?"
+        check_dns_label(name, item.where("name"), "host name", problems)
+        carried = [str(n) for n in get_list(item, "nodes", f"host {name}", problems)]
+        for node in carried:
+            if node in owner:
+                problems.add(item.where("nodes"), f"node {node} is on hosts {owner[node]} and "
+                             f"{name}", "a node lives on one host")
+            owner[node] = name
+        address = ""
+        if "address" in item:
+            ip = parse_address(item["address"], item.where("address"), f"host {name} address",
+                               problems)
+            address = str(ip) if ip else ""
+        hosts.append(HostSpec(name, tuple(carried),
+                              get_str(item, "interface", f"host {name}", problems,
+                                      default="eth0") or "eth0", address))
+    if hosts:
+        known = {n.name for n in nodes}
+        for node in sorted(set(owner) - known):
+            problems.add(doc.where("hosts"), f"hosts name node {node!r}, which is not a node of "
+                         "this lab", f"nodes are {', '.join(sorted(known))}")
+        for node in sorted(known - set(owner)):
+            problems.add(doc.where("hosts"), f"node {node} is on no host",
+                         "list every node under one of the hosts")
+    return hosts
 
 
 def parse_dns_section(dns: Located, network: NetworkSpec, problems: Problems) -> NetworkSpec:

@@ -71,6 +71,13 @@ class StateDir:
             os.fsync(f.fileno())
         os.replace(tmp, self.plan_path)
 
+    def host(self) -> str:
+        """Which host of a multi-host lab this machine is ("" for single-machine labs)."""
+        try:
+            return (self.root / "host").read_text().strip()
+        except FileNotFoundError:
+            return ""
+
     def agent_pid(self) -> int | None:
         try:
             return int(self.agent_pid_path.read_text().strip())

@@ -78,12 +78,15 @@ class Agent:
         self.dns = DnsServer()
         self.readiness = Readiness()
         self.plan: Plan | None = None
+        self.local: set[str] = set()  # the nodes this machine carries
         self.syncing = asyncio.Lock()  # reloads and readiness changes sync one at a time
     async def reload(self) -> dict:
         """Serve the plan in the state directory: pods' servers and commands, and every
         node's kube-proxy rules."""
         plan = Plan.from_json(self.state.plan_path.read_text())
-        wanted = {p.key: p for p in plan.pods}
+        # a lab that spans hosts: this machine serves its own nodes' pods and rules only
+        self.local = {n.name for n in plan.local_nodes(self.state.host())}
+        wanted = {p.key: p for p in plan.pods if p.node in self.local}
         for key in list(self.pods):
             if key not in wanted or pod_signature(self.pods[key].pod) != pod_signature(wanted[key]):
                 self.stop_pod(self.pods.pop(key))
@@ -93,7 +96,8 @@ class Agent:
         self.plan = plan
         loop = asyncio.get_running_loop()
         # pods are probed before they become endpoints: what answers now is ready now
-        await loop.run_in_executor(None, lambda: self.readiness.run(plan, urgent=True))
+        await loop.run_in_executor(None, lambda: self.readiness.run(plan, urgent=True,
+                                                                   nodes=self.local))
         try:
             synced = await self.sync()
         except LabnetError as exc:
@@ -106,11 +110,11 @@ class Agent:
         (conntrack) need a thread without a running event loop."""
         async with self.syncing:
             plan = self.readiness.effective(self.plan)
-            dns_pod = next((p for p in plan.pods
-                            if any(c.server == "dns" for c in p.containers)), None)
+            dns_pod = next((p for p in plan.pods if p.node in self.local
+                            and any(c.server == "dns" for c in p.containers)), None)
             self.dns.reload(plan, dns_pod.netns if dns_pod else "")
-            return await asyncio.get_running_loop().run_in_executor(None, self.proxy.sync,
-                                                                    plan)
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self.proxy.sync, plan, self.local)
 
     async def probe(self) -> None:
         """kubelet's probing loop: a pod that starts or stops answering changes the
@@ -123,7 +127,8 @@ class Agent:
                 continue
             plan = self.plan
             try:
-                changed = await loop.run_in_executor(None, self.readiness.run, plan)
+                changed = await loop.run_in_executor(
+                    None, lambda plan=plan: self.readiness.run(plan, nodes=self.local))
                 if changed and plan is self.plan:
                     await self.sync()
             except Exception as exc:  # keep probing; say why in the log

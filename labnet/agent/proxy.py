@@ -84,10 +84,13 @@ class ProxyManager:
             worker = self.workers[netns] = iptables.NodeWorker(netns)
         return worker
 
-    def sync(self, plan: Plan) -> dict:
+    def sync(self, plan: Plan, local: set[str] | None = None) -> dict:
+        """Sync the rules of every node this machine carries (all, unless `local` says)."""
         rulesets = all_node_rulesets(plan, self.cache)
         jobs = []
         for node in plan.nodes:
+            if local is not None and node.name not in local:
+                continue
             ruleset = rulesets[node.name]
             worker = self.worker(node.netns)
             before = self.installed.pop(node.netns, None)  # unknown until the worker answers
@@ -113,7 +116,8 @@ class ProxyManager:
                 report[node.name] = {k: result[k] for k in ("rewritten", "rules", "deleted")}
             else:
                 errors.append(f"node {node.name}: {result.get('error')}")
-        for netns in set(self.workers) - {n.netns for n in plan.nodes}:
+        here = {n.netns for n in plan.nodes if local is None or n.name in local}
+        for netns in set(self.workers) - here:
             self.workers.pop(netns).stop()
             self.installed.pop(netns, None)
         if errors:

@@ -61,19 +61,24 @@ def probe_once(node_netns: str, ip: str, check: dict) -> bool:
 class Readiness:
     def __init__(self) -> None:
         self.pods: dict[str, PodState] = {}
+        self.remote: set[str] = set()
 
     def forget_missing(self, plan: Plan) -> None:
         current = {p.key: p.ip for p in plan.pods}
         self.pods = {k: s for k, s in self.pods.items() if current.get(k) == s.ip}
 
-    def run(self, plan: Plan, now: float | None = None, urgent: bool = False) -> bool:
+    def run(self, plan: Plan, now: float | None = None, urgent: bool = False,
+            nodes: set[str] | None = None) -> bool:
         """Probe the pods that are due; with `urgent`, every pod that is not ready yet, now
         (a reload wants what answers to be an endpoint when it returns). True if any pod's
         readiness changed."""
         now = time.monotonic() if now is None else now
         self.forget_missing(plan)
+        self.remote = {p.key for p in plan.pods if nodes is not None and p.node not in nodes}
         changed = False
         for pod in plan.pods:
+            if pod.key in self.remote:  # another host's kubelet probes it
+                continue
             state = self.pods.get(pod.key)
             if state is None:
                 state = self.pods[pod.key] = PodState(pod.ip, now)
@@ -106,6 +111,8 @@ class Readiness:
         return changed
 
     def ready(self, key: str) -> bool:
+        if key in self.remote:  # pods of other hosts count as ready (their host decides)
+            return True
         state = self.pods.get(key)
         return bool(state and state.ready)
 

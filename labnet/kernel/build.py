@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from labnet.dns.resolvconf import resolv_conf
 from labnet.errors import KernelError
 from labnet.kernel import nsfs
-from labnet.kernel.netlink import Link, NetnsLink
+from labnet.kernel.netlink import HostUplink, Link, NetnsLink
 from labnet.kernel.teardown import ETC_NETNS
 from labnet.names import OWNER_PREFIX
 from labnet.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, Plan, PlanNode, PlanPod
@@ -57,8 +57,12 @@ def owner_mark(lab: str) -> str:
 
 class Builder:
     def __init__(self, plan: Plan, progress: Progress | None = None,
-                 adoptable: set[str] | None = None) -> None:
+                 adoptable: set[str] | None = None, host: str = "") -> None:
         self.plan = plan
+        self.host = host  # multi-host labs: build only this machine's nodes and pods
+        self.nodes = plan.local_nodes(host)
+        names = {n.name for n in self.nodes}
+        self.pods = [p for p in plan.pods if p.node in names]
         # unmarked namespaces that are still ours: named by the plan of a crashed earlier run
         self.adoptable = adoptable or set()
         self.mark = owner_mark(plan.lab)
@@ -165,22 +169,56 @@ class Builder:
 
     # --- the lab ----------------------------------------------------------------------------
 
+    def local_netns(self) -> list[str]:
+        infra = [] if self.plan.hosts else [self.plan.underlay_netns, self.plan.external_netns]
+        return [*infra, *(n.netns for n in self.nodes), *(p.netns for p in self.pods)]
+
     def apply(self) -> BuildReport:
-        plan = self.plan
-        total = len(plan.all_netns())
-        for netns in plan.all_netns():
+        names = self.local_netns()
+        for netns in names:
             self.ensure_netns(netns)
-        self.progress("namespaces", total, total)
-        self.build_underlay()
-        for i, node in enumerate(plan.nodes, 1):
+        self.progress("namespaces", len(names), len(names))
+        if self.plan.hosts:
+            self.build_uplinks()
+        else:
+            self.build_underlay()
+        for i, node in enumerate(self.nodes, 1):
             self.build_node(node)
-            self.progress("nodes", i, len(plan.nodes))
-        for i, pod in enumerate(plan.pods, 1):
+            self.progress("nodes", i, len(self.nodes))
+        for i, pod in enumerate(self.pods, 1):
             self.build_pod(pod)
-            if i % 25 == 0 or i == len(plan.pods):
-                self.progress("pods", i, len(plan.pods))
-        self.build_load_balancers()
+            if i % 25 == 0 or i == len(self.pods):
+                self.progress("pods", i, len(self.pods))
+        if not self.plan.hosts:
+            self.build_load_balancers()
         return self.report
+
+    def build_uplinks(self) -> None:
+        """Multi-host: each local node's eth0 is a macvlan of this host's NIC, on the real
+        network between the hosts."""
+        plan = self.plan
+        parent = plan.hosts[self.host]["interface"]
+        uplink = None
+        try:
+            for node in self.nodes:
+                links = self.links(node.netns)
+                self.ensure_loopback(node.netns, links)
+                if "eth0" not in links:
+                    uplink = uplink or HostUplink()
+                    fd = nsfs.open_fd(node.netns)
+                    try:
+                        uplink.add_macvlan(parent, fd, "eth0", int(plan.network["mtu"]),
+                                           self.mark)
+                    finally:
+                        os.close(fd)
+                    self.handle(node.netns).set_link("eth0", state="up")
+                    if node.netns not in self.fresh:
+                        self.report.change(f"{node.netns}: eth0 (macvlan of {parent}) created")
+                self.ensure_addresses(node.netns, node.netns in self.fresh,
+                                      {"eth0": {f"{node.underlay_ip}/{plan.underlay_prefixlen}"}})
+        finally:
+            if uplink is not None:
+                uplink.close()
 
     def build_load_balancers(self) -> None:
         """The lab's load balancer: the external host routes each LoadBalancer IP (and each
@@ -288,7 +326,11 @@ class Builder:
         # the underlay's "router" is the external host: a node needs a default route for its
         # own connections to ClusterIPs (routing happens before the OUTPUT chain's DNAT)
         routes = set() if fresh else handle.routes()
-        if ("0.0.0.0/0", plan.external_ip, "eth0") not in routes:
+        if plan.hosts:  # no external host on a real network: route the service CIDR only
+            service = str(plan.network["service_cidr"])
+            if (service, "", POD_BRIDGE) not in routes:
+                handle.add_device_route(service, POD_BRIDGE)
+        elif ("0.0.0.0/0", plan.external_ip, "eth0") not in routes:
             if any(r[0] == "0.0.0.0/0" for r in routes):
                 handle.delete_route("0.0.0.0/0")
             handle.add_route("0.0.0.0/0", plan.external_ip)

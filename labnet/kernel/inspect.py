@@ -59,10 +59,28 @@ def check_vxlan_peers(plan: Plan, node) -> list[str]:
     return missing
 
 
-def inspect_plan(plan: Plan) -> dict:
+def vtep_answers(from_netns: str, ip: str) -> bool:
+    """Does a remote node's underlay address answer a ping from a local node?"""
+    import subprocess
+
+    result = subprocess.run(["ping", "-c", "1", "-W", "1", ip], capture_output=True,
+                            timeout=10, preexec_fn=lambda: nsfs.enter_for_exec(from_netns))  # noqa: PLW1509
+    return result.returncode == 0
+
+
+def inspect_plan(plan: Plan, host: str = "") -> dict:
     prefix = plan.network["node_cidr_mask"]
+    local = {n.name for n in plan.local_nodes(host)}
     nodes = {}
     for node in plan.nodes:
+        if node.name not in local:
+            here = next(n for n in plan.nodes if n.name in local)
+            ok = vtep_answers(here.netns, node.underlay_ip)
+            nodes[node.name] = {"netns": node.netns, "present": False, "remote": node.host,
+                                "missing": [] if ok else [f"remote VTEP {node.underlay_ip} on "
+                                                          f"host {node.host} does not answer"],
+                                "foreign": []}
+            continue
         result = check_netns(node.netns, {
             "eth0": {f"{node.underlay_ip}/{plan.underlay_prefixlen}"},
             POD_BRIDGE: {f"{node.gateway}/{prefix}"},
@@ -74,12 +92,15 @@ def inspect_plan(plan: Plan) -> dict:
                               if name not in expected]
         result["missing"] += check_vxlan_peers(plan, node)
         nodes[node.name] = result
-    pods = {p.key: check_netns(p.netns, {"eth0": {f"{p.ip}/{prefix}"}}) for p in plan.pods}
+    pods = {p.key: check_netns(p.netns, {"eth0": {f"{p.ip}/{prefix}"}}) if p.node in local
+            else {"netns": p.netns, "present": False, "missing": [], "foreign": [],
+                  "remote": True} for p in plan.pods}
     owned = set(plan.all_netns())
     strays = [n for n in nsfs.list_netns() if n.startswith(f"{plan.lab}-") and n not in owned]
+    none = {"missing": [], "foreign": []}
     return {
-        "underlay": check_netns(plan.underlay_netns, {"br0": set()}),
-        "external": check_netns(plan.external_netns,
-                                {"eth0": {f"{plan.external_ip}/{plan.underlay_prefixlen}"}}),
+        "underlay": none if plan.hosts else check_netns(plan.underlay_netns, {"br0": set()}),
+        "external": none if plan.hosts else check_netns(
+            plan.external_netns, {"eth0": {f"{plan.external_ip}/{plan.underlay_prefixlen}"}}),
         "nodes": nodes, "pods": pods, "stray_netns": strays,
     }

@@ -221,6 +221,10 @@ class NetnsLink:
         self._call(f"adding route {dst} via {gateway}", "route", "add", dst=dst,
                    gateway=gateway, **extra)
 
+    def add_device_route(self, dst: str, dev: str) -> None:
+        self._call(f"adding route {dst} dev {dev}", "route", "add", dst=dst,
+                   oif=self.index(dev), proto=RTPROT_BOOT)
+
     def replace_multipath_route(self, dst: str, gateways: list[str]) -> None:
         """One route over several next hops (ECMP), like a load balancer spreading flows."""
         if len(gateways) == 1:
@@ -257,3 +261,26 @@ class NetnsLink:
     def delete_fdb(self, dev: str, mac: str, dst: str) -> None:
         self._call(f"deleting fdb {mac} -> {dst} on {dev}", "fdb", "del",
                    ifindex=self.index(dev), lladdr=mac, dst=dst)
+
+
+class HostUplink:
+    """The one netlink use in the machine's own namespace: in a multi-host lab, a node's eth0
+    is a macvlan of the host's NIC. It is created by a single request that names the node's
+    netns (IFLA_NET_NS_FD), so the device is born there: nothing appears in the host's
+    namespace, and the host's addresses and routes are not touched."""
+
+    def __init__(self) -> None:
+        self.ipr = IPRoute(use_event_loop=_shared_loop())
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def add_macvlan(self, parent: str, netns_fd: int, name: str, mtu: int, alias: str) -> None:
+        found = self.ipr.link_lookup(ifname=parent)
+        if not found:
+            raise KernelError(f"this host has no interface {parent!r} for the nodes' eth0")
+        try:
+            self.ipr.link("add", ifname=name, kind="macvlan", link=found[0],
+                          macvlan_mode="bridge", net_ns_fd=netns_fd, mtu=mtu, ifalias=alias)
+        except NetlinkError as exc:
+            raise KernelError(f"macvlan of {parent} for a node: {exc.args[-1]}") from None

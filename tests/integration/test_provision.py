@@ -31,7 +31,17 @@ def test_provisioning_script_runs_here_and_is_idempotent(tmp_path):
 
 @pytest.mark.skipif(shutil.which("vagrant") is None,
                     reason="vagrant is not installed here (no box can be downloaded anyway)")
-def test_vagrantfile_validates():
-    result = subprocess.run(["vagrant", "validate"], cwd=ROOT / "vagrant" / "single",
+@pytest.mark.parametrize("lab", ["single", "multi"])
+def test_vagrantfile_validates(lab):
+    result = subprocess.run(["vagrant", "validate"], cwd=ROOT / "vagrant" / lab,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_multi_vm_lab_file_is_valid():
+    from labnet.plan import make_plan
+    from labnet.spec import load_lab
+
+    plan = make_plan(load_lab(ROOT / "vagrant" / "multi" / "lab.yaml"))
+    assert {n.name: n.host for n in plan.nodes} == {"node1": "hosta", "node2": "hostb"}
+    assert plan.hosts["hosta"]["interface"] == "eth1"

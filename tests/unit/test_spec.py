@@ -233,3 +233,22 @@ def test_endpoint_slice_needs_a_selectorless_service():
 """
     (line,) = errors_of(text)
     assert "Service web has a selector, so its endpoints come from its pods" in line
+
+
+@pytest.mark.parametrize("hosts, expected", [
+    ("[{name: a, nodes: [node1, node2]}, {name: b, nodes: [node2]}]", "node node2 is on hosts a and b"),
+    ("[{name: a, nodes: [node1, node9]}, {name: b, nodes: [node2]}]", "hosts name node 'node9'"),
+    ("[{name: a, nodes: [node1]}]", "node node2 is on no host"),
+    ("[{name: A_1, nodes: [node1, node2]}]", "host name 'A_1' is not a valid DNS-1123 label"),
+    ("[{name: a, nodes: [node1, node2], iface: eth1}]", "unknown field 'iface' in host (did you mean 'interface'?)"),
+])
+def test_hosts_errors(hosts, expected):
+    lines = errors_of(f"name: x\nnodes: [node1, node2]\nhosts: {hosts}\n")
+    assert any(expected in line for line in lines), lines
+
+
+def test_hosts_assign_nodes():
+    spec = parse("name: x\nnodes: [node1, node2]\nhosts:\n  - {name: a, nodes: [node1]}\n"
+                 "  - {name: b, nodes: [node2], interface: ens4, address: 10.0.0.2}\n")
+    assert [(h.name, h.nodes, h.interface) for h in spec.hosts] == [
+        ("a", ("node1",), "eth0"), ("b", ("node2",), "ens4")]
