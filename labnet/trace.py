@@ -5,6 +5,7 @@ chain path from nat counters, the DNAT from conntrack, the VXLAN hop, and who an
 from __future__ import annotations
 
 import ipaddress
+import random
 import re
 import socket
 import subprocess
@@ -135,14 +136,18 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
         else:
             result.verdict = f"ping {ip}: {'answered' if answered else 'no answer'}"
         return result
-    curl = in_netns(pod.netns, ["curl", "-s", "-m", "5", f"http://{ip}:{port}{path}"])
+    # a source port of our own, to find this very connection in conntrack (earlier ones to
+    # the same address may still be there, in TIME_WAIT)
+    local_port = random.randint(20000, 59999)
+    curl = in_netns(pod.netns, ["curl", "-s", "-m", "5", "--local-port", str(local_port),
+                                f"http://{ip}:{port}{path}"])
     after = nat_counters(node.netns)
     moved = changed_rules(before, after, ip, port)
     if moved:
         result.add(f"{node.name} nat chains (packet counters that moved)",
                    " -> ".join(["PREROUTING", *[chain for chain, _ in moved]]),
                    "\n".join(f"{chain}: {rule}" for chain, rule in moved))
-    dnat = conntrack_reply(node.netns, pod.ip, ip, port)
+    dnat = conntrack_reply(node.netns, pod.ip, local_port, ip, port)
     if dnat:
         result.add("conntrack on " + node.name, f"{pod.ip} -> {ip}:{port} DNATed to "
                    f"{dnat[0]}:{dnat[1]}", f"the reply comes from {dnat[0]}:{dnat[1]}")
@@ -202,7 +207,8 @@ def changed_rules(before: dict, after: dict, ip: str, port: int | None = None
     return path
 
 
-def conntrack_reply(netns: str, src: str, dst: str, port: int) -> tuple[str, int] | None:
+def conntrack_reply(netns: str, src: str, sport: int, dst: str, port: int
+                    ) -> tuple[str, int] | None:
     from pyroute2 import Conntrack
 
     with nsfs.entered(netns):
@@ -210,8 +216,8 @@ def conntrack_reply(netns: str, src: str, dst: str, port: int) -> tuple[str, int
         try:
             for entry in ct.dump_entries():
                 o, r = entry.tuple_orig, entry.tuple_reply
-                if (o.saddr == src and o.daddr == dst and o.dport == port
-                        and o.proto == socket.IPPROTO_TCP):
+                if (o.saddr == src and o.sport == sport and o.daddr == dst
+                        and o.dport == port and o.proto == socket.IPPROTO_TCP):
                     return r.saddr, r.sport
         finally:
             ct.close()
