@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from typing import Any
 
 import click
 
-from labnet import __version__
+from labnet import __version__, interrupt
 from labnet import lab as labmod
 from labnet.errors import LabnetError
 from labnet.kernel import nsfs, teardown
@@ -33,11 +32,6 @@ class LabnetGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("labnet: interrupted", err=True)
             sys.exit(130)
-
-
-def sigterm_as_interrupt() -> None:
-    """SIGTERM during `up` rolls back like Ctrl-C does."""
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
 def print_json(data: object) -> None:
@@ -72,7 +66,7 @@ def up(file: str | None, dry_run: bool, host: str | None, output: str) -> None:
         click.echo(plan.to_json() if output == "json" else describe_plan(plan), nl=False)
         return
     require_root()
-    sigterm_as_interrupt()
+    interrupt.install()  # Ctrl-C and SIGTERM roll a first up back
     report = lab.up(progress=progress_printer(output == "text" and sys.stderr.isatty()),
                     host=host)
     if output == "json":

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from labnet import interrupt
 from labnet.agent import control
 from labnet.desired import RUNNING, Desired, located
 from labnet.errors import LabnetError, LabNotFound, NotRootError, SpecError
@@ -114,6 +115,7 @@ class Lab:
             report = UpReport(self.name, built.created_netns, built.changes)
             # the agent serves the pods and runs kube-proxy for every node
             served = control.ensure_agent(self.state)
+            interrupt.check()
             report.agent_pid = served["pid"]
             report.rules = {node: r for node, r in served.get("rules", {}).items()
                             if r["rewritten"] or r["deleted"]}

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from labnet import interrupt
 from labnet.dns.resolvconf import resolv_conf
 from labnet.errors import KernelError
 from labnet.kernel import nsfs
@@ -176,6 +177,7 @@ class Builder:
     def apply(self) -> BuildReport:
         names = self.local_netns()
         for netns in names:
+            interrupt.check()
             self.ensure_netns(netns)
         self.progress("namespaces", len(names), len(names))
         if self.plan.hosts:
@@ -183,14 +185,17 @@ class Builder:
         else:
             self.build_underlay()
         for i, node in enumerate(self.nodes, 1):
+            interrupt.check()
             self.build_node(node)
             self.progress("nodes", i, len(self.nodes))
         for i, pod in enumerate(self.pods, 1):
+            interrupt.check()
             self.build_pod(pod)
             if i % 25 == 0 or i == len(self.pods):
                 self.progress("pods", i, len(self.pods))
         if not self.plan.hosts:
             self.build_load_balancers()
+        interrupt.check()
         return self.report
 
     def build_uplinks(self) -> None:
