@@ -240,11 +240,10 @@ class Lab:
              timeout: float | None = 30, check: bool = False) -> subprocess.CompletedProcess:
         """Run a command in a pod (`NAME`, `pod/NAME`), a node (`node/NAME`) or `external`."""
         netns = self.netns_of(target, namespace)
-        etc = os.path.join(teardown.ETC_NETNS, netns)
-        return subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=check,
-            preexec_fn=lambda: nsfs.enter_for_exec(netns, etc),  # noqa: PLW1509
-        )
+        result = nsfs.run(netns, argv, timeout, os.path.join(teardown.ETC_NETNS, netns))
+        if check:
+            result.check_returncode()
+        return result
 
     def pod(self, name: str, namespace: str = "default") -> PlanPod:
         for pod in self.running_plan().pods:

@@ -8,12 +8,11 @@ import ipaddress
 import random
 import re
 import socket
-import subprocess
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from labnet.dns.client import resolve
-from labnet.kernel import nsfs
+from labnet.kernel import conntrack, nsfs
 from labnet.kernel.netlink import NetnsLink
 from labnet.plan import VXLAN_DEVICE, Plan, PlanPod
 
@@ -50,13 +49,8 @@ class Trace:
         return "\n".join(lines) + "\n"
 
 
-def in_netns(netns: str, argv: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=lambda: nsfs.enter_for_exec(netns))  # noqa: PLW1509
-
-
 def nat_counters(netns: str) -> dict[tuple[str, str], int]:
-    out = in_netns(netns, ["iptables-legacy-save", "-c", "-t", "nat"]).stdout
+    out = nsfs.run(netns, ["iptables-legacy-save", "-c", "-t", "nat"]).stdout
     counters = {}
     for line in out.splitlines():
         match = COUNTER.match(line)
@@ -117,7 +111,7 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
     before = nat_counters(node.netns)
     stats_before = vxlan_tx(node.netns)
     if icmp:
-        ping = in_netns(pod.netns, ["ping", "-c", "1", "-W", "2", ip])
+        ping = nsfs.run(pod.netns, ["ping", "-c", "1", "-W", "2", ip])
         after = nat_counters(node.netns)
         moved = changed_rules(before, after, ip)
         answered = ping.returncode == 0
@@ -139,7 +133,7 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
     # a source port of our own, to find this very connection in conntrack (earlier ones to
     # the same address may still be there, in TIME_WAIT)
     local_port = random.randint(20000, 59999)
-    curl = in_netns(pod.netns, ["curl", "-s", "-m", "5", "--local-port", str(local_port),
+    curl = nsfs.run(pod.netns, ["curl", "-s", "-m", "5", "--local-port", str(local_port),
                                 f"http://{ip}:{port}{path}"])
     after = nat_counters(node.netns)
     moved = changed_rules(before, after, ip, port)
@@ -209,34 +203,24 @@ def changed_rules(before: dict, after: dict, ip: str, port: int | None = None
 
 def conntrack_reply(netns: str, src: str, sport: int, dst: str, port: int
                     ) -> tuple[str, int] | None:
-    from pyroute2 import Conntrack
-
-    with nsfs.entered(netns):
-        ct = Conntrack()
-        try:
-            for entry in ct.dump_entries():
-                o, r = entry.tuple_orig, entry.tuple_reply
-                if (o.saddr == src and o.sport == sport and o.daddr == dst
-                        and o.dport == port and o.proto == socket.IPPROTO_TCP):
-                    return r.saddr, r.sport
-        finally:
-            ct.close()
+    """Where the node's conntrack sent this very connection (the DNAT), by its reply tuple."""
+    with conntrack.table(netns) as (_ct, entries):
+        for entry in entries:
+            o, r = entry.tuple_orig, entry.tuple_reply
+            if (o.saddr == src and o.sport == sport and o.daddr == dst
+                    and o.dport == port and o.proto == socket.IPPROTO_TCP):
+                return r.saddr, r.sport
     return None
 
 
 def dns_endpoint(plan: Plan, node_netns: str, pod_ip: str, dns_ip: str) -> str:
-    from pyroute2 import Conntrack
-
-    with nsfs.entered(node_netns):
-        ct = Conntrack()
-        try:
-            for entry in ct.dump_entries():
-                o, r = entry.tuple_orig, entry.tuple_reply
-                if o.saddr == pod_ip and o.daddr == dns_ip and o.dport == 53:
-                    owner = next((p.key for p in plan.pods if p.ip == r.saddr), r.saddr)
-                    return f"{owner} ({r.saddr})"
-        finally:
-            ct.close()
+    """The DNS pod that the pod's query to the kube-dns ClusterIP was DNATed to."""
+    with conntrack.table(node_netns) as (_ct, entries):
+        for entry in entries:
+            o, r = entry.tuple_orig, entry.tuple_reply
+            if o.saddr == pod_ip and o.daddr == dns_ip and o.dport == 53:
+                owner = next((p.key for p in plan.pods if p.ip == r.saddr), r.saddr)
+                return f"{owner} ({r.saddr})"
     return ""
 
 

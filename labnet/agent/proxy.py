@@ -122,7 +122,7 @@ class ProxyManager:
             self.installed.pop(netns, None)
         if errors:
             raise KernelError("installing iptables rules failed: " + "; ".join(errors))
-        cleared = conntrack.clear_stale_udp(plan, self.plan) if self.plan else 0
+        cleared = conntrack.clear_stale_udp(plan, self.plan, local) if self.plan else 0
         self.plan = plan
         return {"rules": report, "conntrack_cleared": cleared}
 

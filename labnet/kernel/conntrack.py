@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 
+from labnet.kernel import nsfs
 from labnet.plan import Plan
+
+
+@contextlib.contextmanager
+def table(netns: str) -> Iterator:
+    """(conntrack handle, its entries) of one node; the socket belongs to that netns."""
+    from pyroute2 import Conntrack  # imported on demand: most syncs never need it
+
+    with nsfs.entered(netns):
+        ct = Conntrack()
+        try:
+            yield ct, list(ct.dump_entries())
+        finally:
+            ct.close()
 
 
 def removed_udp_endpoints(plan: Plan, previous: Plan) -> set[tuple[str, str, int]]:
@@ -16,29 +32,23 @@ def removed_udp_endpoints(plan: Plan, previous: Plan) -> set[tuple[str, str, int
     return udp(previous) - udp(plan)
 
 
-def clear_stale_udp(plan: Plan, previous: Plan) -> int:
+def clear_stale_udp(plan: Plan, previous: Plan, nodes: set[str] | None = None) -> int:
     """Delete conntrack entries that still send UDP flows to removed endpoints, as kube-proxy
     does: UDP has no connection to break, so without this a client keeps talking to a pod that
-    is gone."""
+    is gone. Only in `nodes` (the ones this machine carries) when given."""
     stale = removed_udp_endpoints(plan, previous)
     if not stale:
         return 0
-    from pyroute2 import Conntrack  # imported on demand: most syncs never need it
-
-    from labnet.kernel import nsfs
-
     cleared = 0
     for node in plan.nodes:
-        with nsfs.entered(node.netns):  # the conntrack socket must belong to the node netns
-            ct = Conntrack()
-            try:
-                for entry in list(ct.dump_entries()):
-                    if entry.tuple_orig.proto != socket.IPPROTO_UDP:
-                        continue
-                    reply = entry.tuple_reply
-                    if any(reply.saddr == ip and reply.sport == port for _v, ip, port in stale):
-                        ct.delete(entry)
-                        cleared += 1
-            finally:
-                ct.close()
+        if nodes is not None and node.name not in nodes:
+            continue
+        with table(node.netns) as (ct, entries):
+            for entry in entries:
+                if entry.tuple_orig.proto != socket.IPPROTO_UDP:
+                    continue
+                reply = entry.tuple_reply
+                if any(reply.saddr == ip and reply.sport == port for _v, ip, port in stale):
+                    ct.delete(entry)
+                    cleared += 1
     return cleared

@@ -61,11 +61,7 @@ def check_vxlan_peers(plan: Plan, node) -> list[str]:
 
 def vtep_answers(from_netns: str, ip: str) -> bool:
     """Does a remote node's underlay address answer a ping from a local node?"""
-    import subprocess
-
-    result = subprocess.run(["ping", "-c", "1", "-W", "1", ip], capture_output=True,
-                            timeout=10, preexec_fn=lambda: nsfs.enter_for_exec(from_netns))  # noqa: PLW1509
-    return result.returncode == 0
+    return nsfs.run(from_netns, ["ping", "-c", "1", "-W", "1", ip], timeout=10).returncode == 0
 
 
 def inspect_plan(plan: Plan, host: str = "") -> dict:

@@ -13,7 +13,8 @@ import contextlib
 import ctypes
 import errno
 import os
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Sequence
 
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -139,6 +140,13 @@ def enter_for_exec(name: str, etc_dir: str | None = None) -> None:
             src, dst = os.path.join(etc_dir, entry), os.path.join("/etc", entry)
             if os.path.exists(dst):
                 _libc.mount(src.encode(), dst.encode(), b"none", MS_BIND, None)
+
+
+def run(netns: str, argv: Sequence[str], timeout: float | None = 30,
+        etc_dir: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command inside netns `name` (as `ip netns exec` would), output captured."""
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=lambda: enter_for_exec(netns, etc_dir))  # noqa: PLW1509
 
 
 def write_sysctl(name: str, key: str, value: str) -> None:
