@@ -110,16 +110,6 @@ def get_int(obj: Located, key: str, what: str, problems: Problems, default: int 
     return value
 
 
-def get_bool(obj: Located, key: str, what: str, problems: Problems, default: bool) -> bool:
-    value = obj.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        problems.add(obj.where(key), f"{what}.{key} must be true or false, not {value!r}")
-        return default
-    return value
-
-
 def read_port(item: Any, where: str, number_key: str, fields: set[str], what: str,
               problems: Problems, protocol_hint: str) -> tuple[int, str] | None:
     """One entry of a `ports` list (a container's or a Service's): (number, protocol), or

@@ -20,7 +20,6 @@ from labnet.spec import default_lab_text, lab_objects, lab_root, parse_lab
 from labnet.state import StateDir
 from labnet.yamlsrc import Located, LocatedList, load_documents, load_file
 
-SETTINGS = ("name", "network", "nodes", "dns", "hosts")
 RUNNING = "<running lab>"
 
 

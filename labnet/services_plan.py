@@ -59,6 +59,7 @@ class PlanService:
     health_check_node_port: int = 0
     external_name: str = ""
     selector: dict[str, str] | None = field(default=None)
+    publish_not_ready: bool = False  # endpoints count as ready whatever their pods say
 
     @property
     def key(self) -> str:
@@ -157,6 +158,7 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
             external_traffic_local=svc.external_traffic_local,
             internal_traffic_local=svc.internal_traffic_local, health_check_node_port=health,
             external_name=svc.external_name, selector=svc.selector,
+            publish_not_ready=svc.publish_not_ready,
         ))
     problems.raise_if_any()
     return result

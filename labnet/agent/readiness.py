@@ -120,6 +120,9 @@ class Readiness:
         """The plan with the endpoints of unready pods marked not ready (and not serving)."""
         services = []
         for svc in plan.services:
+            if svc.publish_not_ready:  # spec.publishNotReadyAddresses: every pod is listed
+                services.append(svc)
+                continue
             ports = []
             for port in svc.ports:
                 eps = tuple(e if not e.pod or self.ready(e.pod) else

@@ -31,8 +31,6 @@ from labnet.errors import KernelError
 from labnet.kernel import nsfs
 
 SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
-BUILTIN = {"filter": ("INPUT", "FORWARD", "OUTPUT"),
-           "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
 FIELD_SIZES = {"comment": 256, "name": 200, "chain": 29}
 
 

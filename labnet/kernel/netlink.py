@@ -47,7 +47,6 @@ class Link:
     mtu: int
     mac: str
     alias: str
-    peer_index: int = 0  # veth: the peer's ifindex (IFLA_LINK)
     hairpin: bool = False  # bridge port: send frames back out the port they came in on
 
 
@@ -94,7 +93,6 @@ class NetnsLink:
                 index=msg["index"], name=name, kind=kind or "", up=bool(msg["flags"] & IFF_UP),
                 master=msg.get_attr("IFLA_MASTER") or 0, mtu=msg.get_attr("IFLA_MTU") or 0,
                 mac=msg.get_attr("IFLA_ADDRESS") or "", alias=msg.get_attr("IFLA_IFALIAS") or "",
-                peer_index=msg.get_attr("IFLA_LINK") or 0,
                 hairpin=bool(port and port.get_attr("IFLA_BRPORT_MODE")),
             )
         self._index = {name: link.index for name, link in result.items()}

@@ -222,3 +222,17 @@ def test_seed_render_matches_golden_file():
     for node in ("node1", "node2"):
         text = node_ruleset(plan, node).restore_text()
         assert text == (GOLDEN / f"seed.{node}.rules").read_text()
+
+
+def test_unready_pods_leave_endpoints_unless_published_anyway():
+    from labnet.agent.readiness import Readiness
+
+    text = SERVICES + ("  - {apiVersion: v1, kind: Service, metadata: {name: peers}, spec: "
+                       "{clusterIP: None, publishNotReadyAddresses: true, selector: {app: web},"
+                       " ports: [{port: 80}]}}\n")
+    plan = make_plan(lab(text))
+    effective = Readiness().effective(plan)  # nothing probed yet: no pod is ready
+    assert not any(e.ready for e in effective.service("default/web").ports[0].endpoints)
+    assert all(e.ready for e in effective.service("default/peers").ports[0].endpoints)
+    assert all(e.ready for e in effective.service("default/manual").ports[0].endpoints
+               if e.ip == "10.9.0.2")  # EndpointSlice endpoints keep their own conditions
