@@ -3,9 +3,11 @@ taken down, pass or fail. Skipped unless root on Linux."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +90,23 @@ def labnet_cli(*args: str, timeout: float = 60, **kwargs) -> subprocess.Complete
 
 def parse_whoami(text: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in text.strip().splitlines() if ": " in line)
+
+
+REQUESTS = ("import sys,urllib.request as u\n"
+            "for _ in range(int(sys.argv[2])):\n"
+            "    print(u.urlopen(sys.argv[1], timeout=3).read().decode().splitlines()[0])\n")
+
+
+def answered_by(lab, target: str, url: str, n: int = 40) -> collections.Counter:
+    """Which pods answered n requests from `target` (each a new connection, as kube-proxy
+    balances connections)."""
+    result = lab.exec(target, [sys.executable, "-c", REQUESTS, url, str(n)], timeout=120)
+    assert result.returncode == 0, result.stderr
+    return collections.Counter(line.split(": ")[1] for line in result.stdout.splitlines())
+
+
+def kernel_rules(lab, node: str) -> str:
+    """A node's rules as iptables-legacy-save prints them, without packet counters (probes
+    and requests move those)."""
+    text = labnet_cli("rules", "--lab", lab.name, node).stdout
+    return re.sub(r"\[\d+:\d+\]", "[0:0]", text)

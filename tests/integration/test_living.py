@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import collections
-import re
 import sys
 import threading
 
 from labnet.lab import Lab
-from tests.integration.conftest import labnet_cli, parse_whoami
+from tests.integration.conftest import answered_by, kernel_rules, labnet_cli, parse_whoami
 
 SVC = """apiVersion: v1
 kind: Service
@@ -20,24 +18,12 @@ spec:
 """
 
 
-def hits(lab, url: str, n: int = 40) -> collections.Counter:
-    script = ("import sys,urllib.request as u\n"
-              "for _ in range(int(sys.argv[2])):\n"
-              "    print(u.urlopen(sys.argv[1], timeout=3).read().decode().splitlines()[0])\n")
-    result = lab.exec("client", [sys.executable, "-c", script, url, str(n)], timeout=120)
-    assert result.returncode == 0, result.stderr
-    return collections.Counter(line.split(": ")[1] for line in result.stdout.splitlines())
-
-
 def nginx(lab) -> dict[str, str]:
     return {p.name: p.ip for p in lab.running_plan().pods if p.labels.get("app") == "my-nginx"}
 
 
 def rules(lab) -> dict[str, str]:
-    """Each node's rules as the kernel has them, without packet counters (probes move them)."""
-    return {node: re.sub(r"\[\d+:\d+\]", "[0:0]",
-                         labnet_cli("rules", "--lab", lab.name, node).stdout)
-            for node in ("node1", "node2")}
+    return {node: kernel_rules(lab, node) for node in ("node1", "node2")}
 
 
 def test_scale_up_and_down(make_lab):
@@ -48,7 +34,7 @@ def test_scale_up_and_down(make_lab):
         assert result.returncode == 0, result.stderr
         live = nginx(lab)
         assert len(live) == replicas
-        seen = hits(lab, "http://my-nginx/", 40 if replicas > 1 else 10)
+        seen = answered_by(lab, "client", "http://my-nginx/", 40 if replicas > 1 else 10)
         assert set(seen) == set(live)  # exactly the live pods answer
 
 
@@ -95,7 +81,7 @@ def test_restart_gives_a_new_ip_and_the_service_stays(make_lab):
     later = results[after_restart + 1:]  # the one in flight when restart returned may fail
     assert later and all(code == 0 for code, _ in later), later[:3]
     assert all(parse_whoami(text)["ip"] != old_ip for _, text in later)
-    assert set(hits(lab, "http://my-nginx/")) == set(after)
+    assert set(answered_by(lab, "client", "http://my-nginx/")) == set(after)
 
 
 def test_delete_a_service_and_apply_it_again(make_lab, tmp_path):
@@ -215,7 +201,7 @@ def test_readiness_decides_who_is_an_endpoint(make_lab):
     quick, slow = lab.pod("quick"), lab.pod("slow")
     # right after up: only what answers (the slow server sleeps first; `never` fails its probe)
     assert set(endpoints(lab)) == {f"{quick.ip}:8080"}
-    assert set(hits(lab, "http://mix/", 10)) == {"quick"}
+    assert set(answered_by(lab, "client", "http://mix/", 10)) == {"quick"}
     assert wait_for(lambda: set(endpoints(lab)) == {f"{quick.ip}:8080", f"{slow.ip}:8080"})
     pods = {p["name"]: p for p in lab.status()["pods"]}
     assert not pods["never"]["ready"] and "readiness" in " ".join(pods["never"]["missing"])
@@ -223,5 +209,5 @@ def test_readiness_decides_who_is_an_endpoint(make_lab):
     pid = next(c["pid"] for c in pods["slow"]["processes"])
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: f"{slow.ip}:8080" not in endpoints(lab), 5)
-    assert set(hits(lab, "http://mix/", 10)) == {"quick"}
+    assert set(answered_by(lab, "client", "http://mix/", 10)) == {"quick"}
     assert wait_for(lambda: f"{slow.ip}:8080" in endpoints(lab), 15)

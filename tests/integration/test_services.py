@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import collections
-import re
 import sys
 import time
 
@@ -12,6 +10,8 @@ import pytest
 from labnet.kernel import nsfs
 from labnet.kubeproxy import chains
 from tests.integration.conftest import (
+    answered_by,
+    kernel_rules,
     lab_text,
     labnet_cli,
     parse_whoami,
@@ -123,24 +123,13 @@ def who(lab, target: str, url: str) -> dict[str, str]:
     return parse_whoami(result.stdout)
 
 
-def many(lab, target: str, url: str, n: int = 40) -> collections.Counter:
-    """n requests from one pod in one process (curl's URL globbing is not used: each
-    request is a new connection, as kube-proxy balances connections)."""
-    script = ("import sys,urllib.request as u\n"
-              "for _ in range(int(sys.argv[2])):\n"
-              "    print(u.urlopen(sys.argv[1], timeout=3).read().decode().splitlines()[0])\n")
-    result = lab.exec(target, [sys.executable, "-c", script, url, str(n)], timeout=60)
-    assert result.returncode == 0, result.stderr
-    return collections.Counter(line.split(": ")[1] for line in result.stdout.splitlines())
-
-
 def web_pods(lab) -> set[str]:
     return {p.name for p in lab.running_plan().pods if p.labels.get("app") == "web"}
 
 
 @pytest.mark.parametrize("client", ["client", "client2"])
 def test_cluster_ip_balances_over_both_pods_from_either_node(svc_lab, client):
-    seen = many(svc_lab, client, f"http://{vip(svc_lab, 'web')}/")
+    seen = answered_by(svc_lab, client, f"http://{vip(svc_lab, 'web')}/")
     assert set(seen) == web_pods(svc_lab)
     assert sum(seen.values()) == 40
 
@@ -161,7 +150,7 @@ def test_node_itself_reaches_a_cluster_ip_through_output(svc_lab):
 def test_pod_calling_its_own_service_hairpins(svc_lab):
     plan = svc_lab.running_plan()
     me = next(p for p in plan.pods if p.labels.get("app") == "web")
-    seen = many(svc_lab, me.name, f"http://{vip(svc_lab, 'web')}/")
+    seen = answered_by(svc_lab, me.name, f"http://{vip(svc_lab, 'web')}/")
     assert me.name in seen  # DNATed back to itself, out of the bridge port it came in on
     # ... and masqueraded on the way (KUBE-SEP's hairpin rule), or the reply would not return
     answers = [who(svc_lab, me.name, f"http://{vip(svc_lab, 'sticky')}/") for _ in range(3)]
@@ -198,7 +187,7 @@ def test_service_without_endpoints_refuses_at_once(svc_lab):
 
 def test_client_ip_affinity_sticks_to_one_pod(svc_lab):
     for client in ("client", "client2"):
-        seen = many(svc_lab, client, f"http://{vip(svc_lab, 'sticky')}/", 20)
+        seen = answered_by(svc_lab, client, f"http://{vip(svc_lab, 'sticky')}/", 20)
         assert len(seen) == 1 and sum(seen.values()) == 20
 
 
@@ -263,22 +252,17 @@ def test_resync_after_a_change(tmp_path, make_lab):
         text = labnet_cli("rules", "--lab", lab.name, node).stdout
         assert gone not in text and kept.ip in text
     assert gone in old_rules
-    seen = many(changed, "client", f"http://{vip(changed, 'web')}/", 10)
+    seen = answered_by(changed, "client", f"http://{vip(changed, 'web')}/", 10)
     assert set(seen) == {kept.pod.split("/")[1]}
     assert changed.up().rules == {}  # and a second up rewrites nothing
     # what partial syncs left is exactly what a full sync writes (a new agent syncs fully)
-    partial = {n: saved_rules(lab, n) for n in ("node1", "node2")}
+    partial = {n: kernel_rules(lab, n) for n in ("node1", "node2")}
     import os
     import signal
     os.kill(changed.state.agent_pid(), signal.SIGKILL)
     assert changed.up().rules.keys() == {"node1", "node2"}
-    assert {n: saved_rules(lab, n) for n in ("node1", "node2")} == partial
+    assert {n: kernel_rules(lab, n) for n in ("node1", "node2")} == partial
 
-
-def saved_rules(lab, node: str) -> list[str]:
-    """iptables-legacy-save of a node without counters: what the kernel holds."""
-    text = labnet_cli("rules", "--lab", lab.name, node).stdout
-    return [re.sub(r"\[\d+:\d+\]", "[0:0]", line) for line in text.splitlines()]
 
 
 def test_down_leaves_no_rule_anywhere(tmp_path):
