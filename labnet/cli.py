@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -24,6 +25,9 @@ def fail(error: LabnetError) -> None:
 
 
 class LabnetGroup(click.Group):
+    """Every failure is one line (or one per problem), never a traceback: LABNET_DEBUG=1
+    shows the traceback of an unexpected error."""
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -32,6 +36,41 @@ class LabnetGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("labnet: interrupted", err=True)
             sys.exit(130)
+        except OSError as error:
+            if os.environ.get("LABNET_DEBUG"):
+                raise
+            fail(os_error(error))
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as error:  # a bug: still one line, and how to see more
+            if os.environ.get("LABNET_DEBUG"):
+                raise
+            fail(LabnetError(f"internal error: {type(error).__name__}: {error} (run again with "
+                             "LABNET_DEBUG=1 for the traceback, and please report it)"))
+
+
+OS_HINTS = {
+    errno.EBUSY: "something still uses it (a process, or a mount another tool made); "
+                 "`labnet status` and `grep netns /proc/self/mountinfo` show what",
+    errno.EACCES: "permission denied: labnet needs root (sudo)",
+    errno.EPERM: "operation not permitted: labnet needs root with CAP_NET_ADMIN and "
+                 "CAP_SYS_ADMIN (sudo, and not inside an unprivileged container)",
+    errno.ENOSPC: "no space left: free space on that filesystem (or raise the kernel limit), "
+                  "then run the command again",
+    errno.EMFILE: "too many open files: raise the limit (`ulimit -n 65536`) and run again",
+    errno.ENFILE: "the system is out of file handles (fs.file-max): close something and run "
+                  "again",
+    errno.ENOMEM: "out of memory: make the lab smaller or free memory",
+    errno.EROFS: "read-only file system: labnet needs /run and /etc/netns writable",
+}
+
+
+def os_error(error: OSError) -> LabnetError:
+    """An OSError as one line: the object, what happened, what to do."""
+    what = error.filename or "labnet"
+    problem = error.strerror or str(error)
+    hint = OS_HINTS.get(error.errno or 0, "")
+    return LabnetError(f"{what}: {problem}" + (f" ({hint})" if hint else ""))
 
 
 def print_json(data: object) -> None:
@@ -104,10 +143,24 @@ def describe_plan(plan) -> str:
 def down(name: str | None, all_labs: bool) -> None:
     """Remove a lab: its namespaces, links, processes, files. Safe after a crashed up."""
     require_root()
-    names = labmod.running_labs() if all_labs else [pick_lab(name)]
-    for lab_name in names:
-        removed = labmod.down(lab_name)
-        click.echo(f"lab {lab_name} is down ({len(removed)} namespaces removed)")
+    if all_labs:
+        report = labmod.clean(everything=True)
+        say_cleaned(report)
+        sys.exit(0 if report.ok else 3)
+    lab_name = pick_lab(name)
+    removed = labmod.down(lab_name)
+    click.echo(f"lab {lab_name} is down ({len(removed)} namespaces removed)")
+
+
+def say_cleaned(report) -> None:
+    for lab_name, removed in sorted(report.removed.items()):
+        click.echo(f"lab {lab_name}: removed ({len(removed)} namespaces)")
+    for lab_name, why in sorted(report.left_alone.items()):
+        click.echo(f"lab {lab_name}: left alone: {why}")
+    for line in report.failed:
+        click.echo(f"labnet: {line}", err=True)
+    if not report.removed and not report.left_alone and not report.failed:
+        click.echo("nothing to clean")
 
 
 def read_manifests(paths: tuple[str, ...]) -> list:
@@ -256,10 +309,14 @@ def get(lab_name: str | None, namespace: str, all_namespaces: bool, output: str,
 
 
 @main.command()
-def clean() -> None:
-    """Remove everything any labnet lab left on this machine."""
-    removed = labmod.clean()
-    click.echo(f"removed {len(removed)} namespaces")
+@click.option("--all", "everything", is_flag=True,
+              help="Also take down labs that are running (as `down --all`).")
+def clean(everything: bool) -> None:
+    """Remove what crashed or half-removed labs left (no live pod agent, or no readable plan).
+    Running labs are left alone and named; --all takes them down too."""
+    report = labmod.clean(everything)
+    say_cleaned(report)
+    sys.exit(0 if report.ok else 3)
 
 
 @main.command("list")

@@ -8,7 +8,6 @@ each change is validated as a whole, exactly as a lab file is, before anything i
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,11 +95,9 @@ class Desired:
                    dict(data.get("generations", {})))
 
     def save(self, state: StateDir) -> None:
-        path = state.root / "desired.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": self.settings, "objects": self.objects,
-                                   "generations": self.generations}, sort_keys=True))
-        os.replace(tmp, path)
+        state.write("desired.json", json.dumps({
+            "settings": self.settings, "objects": self.objects,
+            "generations": self.generations}, sort_keys=True))
 
     def spec(self) -> LabSpec:
         settings = self.settings if isinstance(self.settings, Located) else located(

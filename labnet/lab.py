@@ -22,7 +22,7 @@ from labnet.kernel.build import Builder, Progress
 from labnet.kernel.inspect import inspect_plan
 from labnet.model import LabSpec
 from labnet.plan import Plan, PlanPod, make_plan, replica_of
-from labnet.state import StateDir, list_labs
+from labnet.state import LockTimeout, StateDir, check_lab_name, list_labs
 
 
 def require_root() -> None:
@@ -87,8 +87,7 @@ class Lab:
             raise SpecError("--host", f"lab {self.name} has no hosts section",
                             "drop --host: it is a single-machine lab")
         with self.state.locked():
-            self.state.root.mkdir(parents=True, exist_ok=True)
-            (self.state.root / "host").write_text(host or "")
+            self.state.write("host", host or "")
             return self._converge(progress)
 
     def _converge(self, progress: Progress | None = None,
@@ -99,7 +98,8 @@ class Lab:
         if previous is not None and recreate:
             # their processes stop; the agent's sockets in the old netns are closed when it
             # sees the new IP
-            teardown.remove_netns([p.netns for p in previous.pods if p.key in recreate])
+            teardown.remove_netns([p.netns for p in previous.pods
+                                   if p.key in recreate]).raise_if_failed(self.name)
             previous = replace(previous, pods=tuple(p for p in previous.pods
                                                     if p.key not in recreate))
         plan = make_plan(self.spec, previous)
@@ -203,14 +203,16 @@ class Lab:
                        if n.startswith(f"{self.name}-") and n not in wanted}
         stale = sorted(n for n in candidates - wanted
                        if not nsfs.exists(n) or teardown.owner_of(n) == self.name)
-        return teardown.remove_netns(stale)
+        return teardown.remove_netns(stale).raise_if_failed(self.name)
 
     def _rollback(self, created: list[str]) -> None:
         """Undo a first `up` that failed: what this run created and what carries the lab's
         mark, never a namespace someone else made under a name the plan wanted."""
         control.stop_agent(self.state)
-        teardown.remove_netns(sorted(set(created) | set(teardown.marked_netns(self.name))))
-        self.state.remove()
+        result = teardown.remove_netns(sorted(set(created) |
+                                              set(teardown.marked_netns(self.name))))
+        if not result.failed:  # else the plan stays, so `labnet down` can finish the job
+            self.state.remove()
 
     def down(self) -> list[str]:
         return down(self.name)
@@ -282,9 +284,10 @@ def running_labs() -> list[str]:
 
 
 def pick_lab(name: str | None) -> str:
-    """The lab a command acts on: the one named, or the only one running."""
+    """The lab a command acts on: the one named (checked to be a lab name before it becomes a
+    path), or the only one running."""
     if name:
-        return name
+        return check_lab_name(name)
     labs = running_labs()
     if len(labs) == 1:
         return labs[0]
@@ -294,36 +297,84 @@ def pick_lab(name: str | None) -> str:
 
 
 def down(name: str) -> list[str]:
+    """Remove a lab: its agent, namespaces, files. What cannot be removed is kept in the
+    state (so a later `down` finds it) and raised as one line each."""
     require_root()
     state = StateDir(name)
     if not state.exists() and not teardown.marked_netns(name):
         raise LabNotFound(f"no lab named {name!r} on this machine: `labnet list` shows the labs")
     with state.locked():
+        return _take_down(state).raise_if_failed(name)
+
+
+def _take_down(state: StateDir) -> teardown.Removal:
+    """Stop the agent, remove the namespaces (the plan's and any with the lab's mark), and the
+    state directory once nothing of the lab is left. The caller holds the lock."""
+    plan = None
+    with contextlib.suppress(LabnetError):
         plan = state.read_plan()
-        control.stop_agent(state)
-        names = set(plan.all_netns()) if plan else set()
-        names |= set(teardown.marked_netns(name, known=names))
-        removed = teardown.remove_netns(sorted(names))
+    control.stop_agent(state)
+    names = set(plan.all_netns()) if plan else set()
+    names |= set(teardown.marked_netns(state.lab, known=names))
+    result = teardown.remove_netns(sorted(names))
+    if not result.failed:
         state.remove()
-    return removed
+    return result
 
 
-def clean() -> list[str]:
-    """Remove everything any lab left on this machine (after crashes, or to start over)."""
+@dataclass
+class CleanReport:
+    removed: dict[str, list[str]] = field(default_factory=dict)  # lab -> namespaces removed
+    left_alone: dict[str, str] = field(default_factory=dict)     # lab -> why it was spared
+    failed: list[str] = field(default_factory=list)              # one line each
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def clean(everything: bool = False) -> CleanReport:
+    """Remove what crashed or half-removed labs left: no live agent, or no readable plan.
+    Running labs are left alone and named, unless `everything`; a lab another labnet command
+    is busy with is always left alone. A namespace whose owner mark names no valid lab is
+    reported and never touched."""
     require_root()
-    removed = []
+    report = CleanReport()
+    for netns, mark in sorted(teardown.invalid_marks().items()):
+        report.failed.append(f"netns {netns}: its owner mark {mark!r} names no valid lab: "
+                             "left alone")
     labs = set(running_labs()) | {teardown.owner_of(n) for n in teardown.marked_netns()}
     for lab in sorted(x for x in labs if x):
         state = StateDir(lab)
-        control.stop_agent(state)
-        plan = None
-        with contextlib.suppress(LabnetError):
-            plan = state.read_plan()
-        names = set(plan.all_netns()) if plan else set()
-        names |= set(teardown.marked_netns(lab, known=names))
-        removed += teardown.remove_netns(sorted(names))
-        state.remove()
-    return removed
+        try:
+            with state.locked(timeout=CLEAN_LOCK_WAIT):
+                why = None if everything else _alive(state)
+                if why:
+                    report.left_alone[lab] = why
+                    continue
+                result = _take_down(state)
+        except LockTimeout:
+            report.left_alone[lab] = "busy: another labnet command holds its lock"
+            continue
+        report.removed[lab] = result.removed
+        report.failed += result.lines()
+    return report
+
+
+CLEAN_LOCK_WAIT = 2.0
+
+
+def _alive(state: StateDir) -> str | None:
+    """Why this lab is a running lab rather than leftovers (None when it is leftovers)."""
+    pid = control.agent_alive(state)
+    if pid is None:
+        return None
+    try:
+        if state.read_plan() is None:
+            return None
+    except LabnetError:
+        return None
+    return f"running (pod agent pid {pid})"
 
 
 def status(name: str) -> dict:

@@ -14,12 +14,47 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zlib
 
 IFNAMSIZ = 15
 MAX_NETNS_NAME = 64
+# A lab name starts every netns name (`<lab>-…`, kept whole by netns_name's truncation), names
+# /run/labnet/<lab>/ and is the ifalias mark `labnet:<lab>`: a DNS-1123 label this short keeps
+# each of those legal, and can never be `..` or hold a `/`.
+MAX_LAB_NAME = 32
+LAB_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+MAX_FILE_NAME = 128  # well under NAME_MAX (255 bytes), whatever the manifests hold
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString alphabet
 OWNER_PREFIX = "labnet:"  # ifalias on every lab netns' lo: the mark of ownership
+
+
+def lab_name_problem(name: object) -> str | None:
+    """Why `name` cannot be a lab's name, or None. The one check every way a lab name comes in
+    goes through: lab files, CLI arguments, state directories, ownership marks."""
+    if not isinstance(name, str) or not LAB_NAME.fullmatch(name):
+        return (f"lab name {name!r} is not a valid DNS-1123 label (lower-case letters, digits "
+                "and '-', starting and ending with a letter or digit)")
+    if len(name) > MAX_LAB_NAME:
+        return (f"lab name {name!r} is longer than {MAX_LAB_NAME} characters (namespace names "
+                "start with it: choose a shorter one)")
+    return None
+
+
+def owner_from_mark(alias: str) -> str | None:
+    """The lab an ifalias mark names (`labnet:<lab>`), or None when it is not a mark."""
+    return alias[len(OWNER_PREFIX):] if alias.startswith(OWNER_PREFIX) else None
+
+
+def log_file_name(namespace: str, pod: str, container: str) -> str:
+    """A pod command's log file: readable when short, never longer than MAX_FILE_NAME (a pod
+    name alone may be 253 characters)."""
+    name = f"{namespace}_{pod}_{container}.log"
+    if len(name) <= MAX_FILE_NAME and "/" not in name:
+        return name
+    tag = digest(f"{namespace}/{pod}/{container}")[:12]
+    keep = MAX_FILE_NAME - len(tag) - len(".log") - 1
+    return f"{name[:keep].replace('/', '_')}-{tag}.log"
 
 
 def digest(text: str) -> str:

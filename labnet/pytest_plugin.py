@@ -9,7 +9,11 @@ Installed with labnet (entry point `pytest11`), so in any project that has labne
         assert result.returncode == 0
 
 Each lab gets a name of its own and is always taken down after the test, pass or fail. Tests
-that use it are skipped, with the reason, where labnet cannot run (not root).
+that use it are skipped, with the reason, where labnet cannot run (not root). If the
+environment names a ledger file (LABNET_TEST_LEDGER), every lab name is appended to it before
+the lab is built, so a CI step can take down exactly what a killed test run left:
+
+    while read -r lab; do labnet down "$lab" || true; done < "$LABNET_TEST_LEDGER"
 """
 
 from __future__ import annotations
@@ -69,6 +73,18 @@ class TestLab:
         return Lab.attach(self.name).apply(load_documents(manifests, "<test>"))[1]
 
 
+LEDGER_ENV = "LABNET_TEST_LEDGER"
+
+
+def record_lab(name: str) -> str:
+    """Append `name` to the run's ledger (if there is one) before the lab exists."""
+    ledger = os.environ.get(LEDGER_ENV)
+    if ledger:
+        with open(ledger, "a") as f:
+            f.write(name + "\n")
+    return name
+
+
 def _lab_name(nodeid: str, index: int) -> str:
     return "pt" + hashlib.sha256(f"{os.getpid()}/{nodeid}/{index}".encode()).hexdigest()[:8]
 
@@ -84,7 +100,7 @@ def labnet_lab(request: pytest.FixtureRequest, tmp_path: Path
 
     def factory(path: str | Path | None = None) -> TestLab:
         text = Path(path).read_text() if path else default_lab_text()
-        name = _lab_name(request.node.nodeid, len(made))
+        name = record_lab(_lab_name(request.node.nodeid, len(made)))
         lines = [f"name: {name}" if line.startswith("name:") else line
                  for line in text.splitlines()]
         base = Path(path).parent if path else tmp_path

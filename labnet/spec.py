@@ -39,6 +39,7 @@ from labnet.model import (
     ServicePortSpec,
     ServiceSpec,
 )
+from labnet.names import lab_name_problem
 from labnet.yamlsrc import Located, load_documents, load_file, where_of
 
 LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns", "hosts"}
@@ -52,7 +53,6 @@ NETWORK_FIELDS = {
 VXLAN_FIELDS = {"vni", "port"}
 NODE_FIELDS = {"name", "labels", "address"}
 RESERVED_NODE_NAMES = {"underlay", "external"}
-MAX_LAB_NAME = 32
 FIRST_NODE_HOST = 11  # nodes are .11, .12, … on the underlay, as in the article
 
 
@@ -115,9 +115,8 @@ def parse_lab(doc: Located, objects: list, source: str, problems: Problems | Non
     problems = problems or Problems()
     check_fields(doc, LAB_FIELDS, "the lab file", problems)
     name = get_str(doc, "name", "the lab", problems, required=True) or "lab"
-    if check_dns_label(name, doc.where("name"), "lab name", problems) and len(name) > MAX_LAB_NAME:
-        problems.add(doc.where("name"), f"lab name {name!r} is longer than {MAX_LAB_NAME} "
-                     "characters", "namespace names start with it: choose a shorter one")
+    if (problem := lab_name_problem(name)) is not None:
+        problems.add(doc.where("name"), problem)
     network = parse_network_section(get_map(doc, "network", "the lab", problems), problems)
     network = parse_dns_section(get_map(doc, "dns", "the lab", problems), network, problems)
     nodes = parse_nodes(doc, network, problems)

@@ -1,8 +1,13 @@
 """The lab's state directory, /run/labnet/<lab>/ (gone at reboot, like the namespaces).
 
-    plan.json   the plan being applied or running, written atomically before any change
-    lock        flock'd by every command that changes or reads the lab
-    agent.pid   the pod agent;  agent.sock  its control socket;  logs/  pod command output
+    plan.json     the plan being applied or running, written atomically before any change
+    desired.json  lab settings + every object (manifests may hold secrets in env values)
+    lock          flock'd by every command that changes or reads the lab
+    agent.pid     the pod agent;  agent.sock  its control socket;  logs/  pod command output
+
+Only root may read any of it: directories are 0700 and files are created 0600 (never chmod'ed
+afterwards, so there is no moment when they are readable). The lab name is validated before it
+becomes a path.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from labnet.errors import LabnetError
+from labnet.errors import LabnetError, SpecError
+from labnet.names import lab_name_problem
 from labnet.plan import Plan
+from labnet.safepath import child
 
 RUN_DIR = Path(os.environ.get("LABNET_RUN_DIR", "/run/labnet"))
 
@@ -25,10 +32,50 @@ class LockTimeout(LabnetError):
     exit_code = 75
 
 
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def make_private_dir(path: Path) -> None:
+    """`path` as a directory only root can enter (made so, or mended if it was not)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=DIR_MODE)
+    if path.stat().st_mode & 0o777 != DIR_MODE:
+        os.chmod(path, DIR_MODE)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, the new file created 0600."""
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a crashed writer's, maybe with other modes: never reuse it
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def open_log(path: Path):
+    """A log file opened for appending, created 0600."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                             FILE_MODE), "ab")
+
+
+def check_lab_name(name: str) -> str:
+    problem = lab_name_problem(name)
+    if problem is not None:
+        raise SpecError("", problem)
+    return name
+
+
 class StateDir:
     def __init__(self, lab: str, root: Path | None = None) -> None:
-        self.lab = lab
-        self.root = (root or RUN_DIR) / lab
+        self.lab = check_lab_name(lab)
+        self.base = root or RUN_DIR
+        self.root = child(self.base, lab)
 
     @property
     def plan_path(self) -> Path:
@@ -62,14 +109,17 @@ class StateDir:
             raise LabnetError(f"{self.plan_path}: unreadable plan ({exc}); "
                               f"`labnet clean` removes what the lab left") from None
 
+    def ensure(self) -> None:
+        """The run directory and this lab's, both 0700."""
+        make_private_dir(self.base)
+        make_private_dir(self.root)
+
+    def write(self, name: str, text: str) -> None:
+        self.ensure()
+        write_private(self.root / name, text)
+
     def write_plan(self, plan: Plan) -> None:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o755)
-        tmp = self.plan_path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(plan.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.plan_path)
+        self.write(self.plan_path.name, plan.to_json())
 
     def host(self) -> str:
         """Which host of a multi-host lab this machine is ("" for single-machine labs)."""
@@ -85,9 +135,9 @@ class StateDir:
             return None
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(child(self.base, self.lab), ignore_errors=True)
         with contextlib.suppress(OSError):
-            self.root.parent.rmdir()  # /run/labnet itself, once no lab is left
+            self.base.rmdir()  # /run/labnet itself, once no lab is left
 
     @contextlib.contextmanager
     def locked(self, timeout: float = 60.0) -> Iterator[None]:
@@ -97,8 +147,8 @@ class StateDir:
         that wakes up on a deleted file retries on the new one."""
         deadline = time.monotonic() + timeout
         while True:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o755)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.ensure()
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
             try:
                 while True:
                     try:
@@ -121,8 +171,10 @@ class StateDir:
 
 
 def list_labs(root: Path | None = None) -> list[str]:
+    """Labs with a state directory here; entries whose names are not lab names are not labs."""
     base = root or RUN_DIR
     try:
-        return sorted(p.name for p in base.iterdir() if p.is_dir())
+        return sorted(p.name for p in base.iterdir()
+                      if lab_name_problem(p.name) is None and p.is_dir() and not p.is_symlink())
     except FileNotFoundError:
         return []

@@ -13,7 +13,7 @@ import time
 
 from labnet.errors import KernelError, LabnetError
 from labnet.kernel.teardown import kill_processes
-from labnet.state import StateDir
+from labnet.state import StateDir, make_private_dir, open_log
 
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0
@@ -35,9 +35,9 @@ def agent_alive(state: StateDir) -> int | None:
 
 
 def start_agent(state: StateDir) -> dict:
-    state.logs_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state.logs_dir)
     read_end, write_end = os.pipe()
-    with open(state.logs_dir / "agent.log", "ab") as log:
+    with open_log(state.logs_dir / "agent.log") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "labnet.agent", "--lab", state.lab,
              "--ready-fd", str(write_end)],
@@ -45,7 +45,7 @@ def start_agent(state: StateDir) -> dict:
             start_new_session=True, close_fds=True,
         )
     os.close(write_end)
-    state.agent_pid_path.write_text(f"{process.pid}\n")
+    state.write(state.agent_pid_path.name, f"{process.pid}\n")
     line = b""
     try:
         deadline = time.monotonic() + START_TIMEOUT

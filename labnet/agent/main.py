@@ -23,8 +23,9 @@ from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
 from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
 from labnet.kernel import nsfs
+from labnet.names import log_file_name
 from labnet.plan import Plan, PlanPod
-from labnet.state import StateDir
+from labnet.state import StateDir, make_private_dir, open_log
 
 RESTART_BACKOFF_MAX = 30.0
 
@@ -172,16 +173,17 @@ class Agent:
                     runtime.errors.append(f"{label}: {exc}")
         for container in pod.containers:
             if container.argv:
-                log = self.state.logs_dir / f"{pod.namespace}_{pod.name}_{container.name}.log"
+                log = self.state.logs_dir / log_file_name(pod.namespace, pod.name,
+                                                          container.name)
                 cmd = Command(container.name, container.argv, pod.netns, log)
                 self.spawn(cmd)
                 runtime.commands.append(cmd)
         return runtime
 
     def spawn(self, cmd: Command) -> None:
-        cmd.log.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(cmd.log.parent)
         etc = os.path.join("/etc/netns", cmd.netns)
-        with open(cmd.log, "ab") as out:
+        with open_log(cmd.log) as out:
             try:
                 cmd.process = subprocess.Popen(
                     cmd.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -258,8 +260,7 @@ class Agent:
             loop.add_signal_handler(sig, self.stopping.set)
         with contextlib.suppress(FileNotFoundError):
             self.state.agent_socket.unlink()
-        control = await asyncio.start_unix_server(self.handle, path=str(self.state.agent_socket))
-        os.chmod(self.state.agent_socket, 0o600)
+        control = await asyncio.start_unix_server(self.handle, sock=control_socket(self.state))
         first = await self.reload()
         if ready_fd is not None:
             os.write(ready_fd, b"ready " + json.dumps(first).encode() + b"\n")
@@ -275,6 +276,19 @@ class Agent:
         await supervisor
         with contextlib.suppress(FileNotFoundError):
             self.state.agent_socket.unlink()
+
+
+def control_socket(state: StateDir) -> socket.socket:
+    """The agent's control socket, bound 0600 inside the lab's 0700 directory: the umask is
+    set around bind, so the socket is never reachable by anyone but root, not even briefly."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(state.agent_socket))
+    finally:
+        os.umask(old)
+    sock.listen(64)
+    return sock
 
 
 def terminate(process: subprocess.Popen | None) -> None:

@@ -17,7 +17,7 @@ from labnet.dns.resolvconf import resolv_conf
 from labnet.errors import KernelError
 from labnet.kernel import nsfs
 from labnet.kernel.netlink import HostUplink, Link, NetnsLink
-from labnet.kernel.teardown import ETC_NETNS
+from labnet.kernel.teardown import ETC_FILE_MODE, ensure_etc_netns_dir, etc_netns_dir
 from labnet.names import OWNER_PREFIX
 from labnet.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, Plan, PlanNode, PlanPod
 
@@ -36,18 +36,22 @@ class BuildReport:
 def write_etc_file(netns: str, name: str, text: str) -> bool:
     """/etc/netns/<netns>/<name>, which `ip netns exec` and `labnet exec` bind-mount over
     /etc/<name> in the namespace. True if it had to be written."""
-    directory = os.path.join(ETC_NETNS, netns)
-    path = os.path.join(directory, name)
+    directory = etc_netns_dir(netns)
+    path = directory / name
     try:
-        with open(path) as f:
-            if f.read() == text:
-                return False
+        if path.read_text() == text and path.stat().st_mode & 0o777 == ETC_FILE_MODE:
+            return False
     except FileNotFoundError:
         pass
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    ensure_etc_netns_dir(directory)
+    tmp = directory / (name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    # root's, readable by the pod's processes, writable by nobody else
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                           ETC_FILE_MODE), "w") as f:
         f.write(text)
+    os.chmod(tmp, ETC_FILE_MODE)  # the umask may have taken bits the pod needs to read it
     os.replace(tmp, path)
     return True
 

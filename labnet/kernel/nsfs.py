@@ -1,8 +1,10 @@
 """Named network namespaces, made and entered from this process without forking.
 
-A namespace is created the way `ip netns add` does it (unshare, then bind-mount the new
-namespace onto /run/netns/<name>), but in the calling thread, which then returns to the root
-namespace. Entering one (setns) is per thread, so a socket opened while "inside" stays bound to
+A namespace is created exactly the way `ip netns add` does it — /run/netns made a shared mount
+point of itself if it is not one yet, then unshare and a bind mount of the new namespace onto
+/run/netns/<name> — so labnet and iproute2 (and every tool built on it) share one convention and
+neither hides the other's mounts. It happens in the calling thread, which then returns to the
+root namespace. Entering one (setns) is per thread, so a socket opened while "inside" stays bound to
 that namespace after the thread comes back. That is how labnet holds one long-lived netlink
 socket per namespace without a helper process per namespace.
 """
@@ -16,12 +18,15 @@ import os
 import subprocess
 from collections.abc import Iterator, Sequence
 
+from labnet.kernel import mounts
+
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -29,6 +34,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class SealError(RuntimeError):
     """Raised instead of touching the root network namespace."""
+
+
+class NetnsBusy(OSError):
+    """A namespace's name could not be removed, or the namespace outlived it; says why."""
 
 
 def _check(result: int, what: str, name: str = "") -> None:
@@ -66,12 +75,29 @@ def exists(name: str) -> bool:
         return False
 
 
+def share_netns_dir() -> None:
+    """What `ip netns add` does first: make /run/netns a shared mount (recursively), turning
+    the directory into a bind mount of itself when it is not a mount point yet. Mounts made
+    below it then propagate to other mount namespaces, and a later `ip netns add` finds it
+    already done instead of covering our mounts with a new self-bind."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    made = False
+    while _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+        code = ctypes.get_errno()
+        if code != errno.EINVAL or made:
+            raise OSError(code, f"mount --make-rshared {NETNS_DIR}: {os.strerror(code)}",
+                          NETNS_DIR)
+        _check(_libc.mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC,
+                           None), f"mount --rbind {NETNS_DIR} {NETNS_DIR}", NETNS_DIR)
+        made = True
+
+
 def create(name: str) -> None:
-    """Create netns `name`. An interrupt at any point leaves this thread in the root namespace
-    (the switch back is in a `finally` that also runs if we never left) and at worst an empty
-    /run/netns/<name> file, which `delete` removes."""
+    """Create netns `name` as `ip netns add` does. An interrupt at any point leaves this
+    thread in the root namespace (the switch back is in a `finally` that also runs if we never
+    left) and at worst an empty /run/netns/<name> file, which `delete` removes."""
     path = netns_path(name)
-    os.makedirs(NETNS_DIR, exist_ok=True)
+    share_netns_dir()
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
     done = False
     try:
@@ -89,16 +115,72 @@ def create(name: str) -> None:
 
 
 def delete(name: str) -> bool:
-    """Unmount and remove a namespace's name; the kernel frees it once nothing holds it."""
-    path = netns_path(name)
-    result = _libc.umount2(path.encode(), MNT_DETACH)
-    if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
-        _check(result, "umount", name)
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True
+    """Remove one namespace's name (see `delete_many`); NetnsBusy says what is left."""
+    removed, failed = delete_many([name])
+    if failed:
+        raise failed[name]
+    return bool(removed)
+
+
+def delete_many(names: Sequence[str]) -> tuple[list[str], dict[str, NetnsBusy]]:
+    """Remove namespaces' names: every mount stacked on /run/netns/<name> (also those a later
+    self-bind of /run/netns covers), then the file; then check that no mount of the namespace
+    is left anywhere, so the kernel frees it once its last process is gone. Returns the names
+    removed and, for each that could not be, why. mountinfo is read a fixed number of times,
+    not once per name: a lab has hundreds."""
+    paths = {name: netns_path(name) for name in names}
+    table = mounts.mountinfo()
+    held: dict[str, set[int]] = {name: set() for name in names}
+    for m in table:
+        name = m.mount_point[len(NETNS_DIR) + 1:]
+        if m.fstype == "nsfs" and name in held and m.mount_point == paths[name]:
+            held[name].add(int(m.root[5:-1]))
+    failed: dict[str, NetnsBusy] = {}
+
+    def fail(name: str, exc: OSError, why: str) -> None:
+        failed[name] = NetnsBusy(exc.errno or errno.EBUSY, f"{exc.strerror or exc}{why}",
+                                 paths[name])
+
+    for name in names:  # the usual case: one visible mount each
+        if held[name]:
+            try:
+                mounts.unmount_visible(paths[name])
+            except OSError as exc:
+                fail(name, exc, "")
+    covered = {m.mount_point for m in mounts.mountinfo()}
+    removed = []
+    for name in names:
+        if name in failed:
+            continue
+        try:
+            if paths[name] in covered:  # hidden under another tool's later self-bind
+                mounts.unmount_all_at(paths[name])
+            os.unlink(paths[name])
+            removed.append(name)
+        except FileNotFoundError:
+            if held[name]:
+                removed.append(name)
+        except OSError as exc:
+            fail(name, exc, " (a mount of it could not be removed)")
+    if any(held.values()):
+        where: dict[str, list[str]] = {}
+        for m in mounts.mountinfo():
+            if m.fstype == "nsfs":
+                where.setdefault(m.root, []).append(m.mount_point)
+        for name in removed:
+            left = [p for inode in held[name] for p in where.get(mounts.netns_root(inode), [])]
+            if left:
+                fail(name, OSError(errno.EBUSY, f"still mounted at {', '.join(sorted(left))}"),
+                     "")
+        removed = [name for name in removed if name not in failed]
+    return removed, failed
+
+
+def inodes_of(names: Sequence[str]) -> dict[str, int]:
+    """The namespace inode held by each name's mount, visible or covered (from mountinfo)."""
+    wanted = {netns_path(name): name for name in names}
+    return {wanted[m.mount_point]: int(m.root[5:-1]) for m in mounts.mountinfo()
+            if m.fstype == "nsfs" and m.mount_point in wanted}
 
 
 def open_fd(name: str) -> int:

@@ -17,6 +17,7 @@ import pytest
 from labnet import lab as labmod
 from labnet.errors import LabNotFound
 from labnet.lab import Lab
+from labnet.pytest_plugin import record_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "examples" / "seed.yaml").read_text()
@@ -27,7 +28,9 @@ if os.geteuid() != 0:
 
 
 def unique_name() -> str:
-    return f"t{os.getpid() % 100000}n{next(_counter)}"
+    """A lab name no one else uses, recorded in the run's ledger (scripts/test.sh takes down
+    exactly those afterwards, never anything else)."""
+    return record_lab(f"t{os.getpid() % 100000}n{next(_counter)}")
 
 
 def lab_text(text: str, name: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labnet.kernel import nsfs
+from labnet.kernel import mounts, nsfs
 from tests.integration.conftest import lab_text, labnet_cli, parse_whoami, take_down, unique_name
 
 
@@ -33,10 +33,13 @@ def root_sysctls() -> dict[str, str]:
     return values
 
 
-def machine_snapshot() -> dict[str, object]:
-    """What a lab must never leave behind or change, seen from the root namespace."""
+def machine_snapshot(lab: str) -> dict[str, object]:
+    """What lab `lab` must never leave behind, and what no lab may change: the root network
+    namespace. Only this lab's own objects are listed, so other labs running beside the test
+    (the user's `demo`) neither disturb the comparison nor are touched by it."""
+    prefix = f"{lab}-"
     return {
-        "netns": nsfs.list_netns(),
+        "netns": [n for n in nsfs.list_netns() if n.startswith(prefix)],
         "links": run("ip", "-o", "link", "show"),
         "addresses": run("ip", "-o", "addr", "show"),
         "routes": run("ip", "route", "show", "table", "all"),
@@ -44,12 +47,13 @@ def machine_snapshot() -> dict[str, object]:
         "iptables-legacy": strip_comments(run("iptables-legacy-save")),
         "iptables-nft": strip_comments(run("iptables-nft-save")),
         "sysctls": root_sysctls(),
-        "mounts": sorted(line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()),
-        "run-labnet": sorted(glob.glob("/run/labnet/**", recursive=True)),
-        "etc-netns": sorted(glob.glob("/etc/netns/**", recursive=True)),
+        "mounts": sorted(m.mount_point for m in mounts.mountinfo()
+                         if m.mount_point.startswith(f"/run/netns/{prefix}")),
+        "run-labnet": sorted(glob.glob(f"/run/labnet/{lab}/**", recursive=True)),
+        "etc-netns": sorted(glob.glob(f"/etc/netns/{prefix}*/**", recursive=True)),
         "etc-resolv.conf": _read("/etc/resolv.conf"),
         "agents": sorted(p for p in glob.glob("/proc/[0-9]*/cmdline")
-                         if b"labnet.agent" in _read(p)),
+                         if b"\0--lab\0" + lab.encode() + b"\0" in _read(p)),
     }
 
 
@@ -65,22 +69,24 @@ def _read(path: str) -> bytes:
 
 
 def test_up_then_down_leaves_the_machine_as_it_was(make_lab):
-    before = machine_snapshot()
-    lab = make_lab()
-    during = machine_snapshot()
+    lab = make_lab(up=False)
+    before = machine_snapshot(lab.name)
+    lab.up()
+    during = machine_snapshot(lab.name)
     assert len(during["netns"]) == len(before["netns"]) + len(lab.running_plan().all_netns())
+    assert during["agents"] and during["mounts"]
     # nothing of the lab shows in the root namespace while it runs either
     for key in ("links", "addresses", "routes", "rules", "iptables-legacy", "iptables-nft",
                 "sysctls"):
         assert during[key] == before[key], key
     result = labnet_cli("down", lab.name)
     assert result.returncode == 0, result.stderr
-    assert machine_snapshot() == before
+    assert machine_snapshot(lab.name) == before
 
 
 def test_down_after_sigkilled_up_cleans_everything(tmp_path):
-    before = machine_snapshot()
     name = unique_name()
+    before = machine_snapshot(name)
     pods = "".join(f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: "
                    f"{{containers: [{{name: c, ports: [{{containerPort: 80}}]}}]}}}}\n"
                    for i in range(150))
@@ -104,13 +110,13 @@ def test_down_after_sigkilled_up_cleans_everything(tmp_path):
     finally:
         proc.kill()
         take_down(name)
-    assert machine_snapshot() == before
+    assert machine_snapshot(name) == before
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_up_rolls_back(tmp_path, sig):
-    before = machine_snapshot()
     name = unique_name()
+    before = machine_snapshot(name)
     pods = "".join(f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: "
                    f"{{containers: [{{name: c}}]}}}}\n" for i in range(150))
     path = tmp_path / "big.yaml"
@@ -130,7 +136,7 @@ def test_interrupted_up_rolls_back(tmp_path, sig):
     finally:
         proc.kill()
         take_down(name)
-    assert machine_snapshot() == before
+    assert machine_snapshot(name) == before
 
 
 def test_failure_half_way_rolls_back_and_spares_foreign_netns(tmp_path):
@@ -140,13 +146,13 @@ def test_failure_half_way_rolls_back_and_spares_foreign_netns(tmp_path):
                              name))
     foreign = f"{name}-default-client"  # someone else's namespace, under a name the plan wants
     subprocess.run(["ip", "netns", "add", foreign], check=True)
-    before = machine_snapshot()
+    before = machine_snapshot(name)
     try:
         result = labnet_cli("up", str(path))
         assert result.returncode == 3
         assert f"netns {foreign} exists but labnet did not make it" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
-        assert machine_snapshot() == before  # rolled back; the foreign netns is still there
+        assert machine_snapshot(name) == before  # rolled back; the foreign netns is still there
         assert nsfs.exists(foreign)
     finally:
         subprocess.run(["ip", "netns", "del", foreign], check=False)

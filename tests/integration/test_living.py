@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
+from labnet.kernel import nsfs
 from labnet.lab import Lab
 from tests.integration.conftest import answered_by, kernel_rules, labnet_cli, parse_whoami
 
@@ -44,10 +45,11 @@ def test_delete_pods(make_lab):
     result = labnet_cli("delete", "--lab", lab.name, "pod", victim)
     assert result.returncode == 0 and "makes a new one" in result.stdout
     assert victim not in nginx(lab) and len(nginx(lab)) == 2  # the Deployment replaced it
+    client_netns = lab.pod("client").netns  # this lab's own: another lab may have a client too
     result = labnet_cli("delete", "--lab", lab.name, "pod/client")
     assert result.returncode == 0 and "pod/client deleted" in result.stdout
     assert all(p.name != "client" for p in lab.running_plan().pods)
-    assert not any(n.endswith("-default-client") for n in __import__("os").listdir("/run/netns"))
+    assert client_netns not in nsfs.list_netns()
 
 
 def test_restart_gives_a_new_ip_and_the_service_stays(make_lab):
