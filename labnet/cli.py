@@ -157,9 +157,11 @@ def say_cleaned(report) -> None:
         click.echo(f"lab {lab_name}: removed ({len(removed)} namespaces)")
     for lab_name, why in sorted(report.left_alone.items()):
         click.echo(f"lab {lab_name}: left alone: {why}")
+    for line in report.warnings:
+        click.echo(f"labnet: warning: {line}", err=True)
     for line in report.failed:
         click.echo(f"labnet: {line}", err=True)
-    if not report.removed and not report.left_alone and not report.failed:
+    if not (report.removed or report.left_alone or report.failed or report.warnings):
         click.echo("nothing to clean")
 
 

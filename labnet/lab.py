@@ -327,6 +327,7 @@ class CleanReport:
     removed: dict[str, list[str]] = field(default_factory=dict)  # lab -> namespaces removed
     left_alone: dict[str, str] = field(default_factory=dict)     # lab -> why it was spared
     failed: list[str] = field(default_factory=list)              # one line each
+    warnings: list[str] = field(default_factory=list)            # seen, not touched
 
     @property
     def ok(self) -> bool:
@@ -341,8 +342,8 @@ def clean(everything: bool = False) -> CleanReport:
     require_root()
     report = CleanReport()
     for netns, mark in sorted(teardown.invalid_marks().items()):
-        report.failed.append(f"netns {netns}: its owner mark {mark!r} names no valid lab: "
-                             "left alone")
+        report.warnings.append(f"netns {netns}: its owner mark {mark!r} names no valid lab: "
+                               "left alone")
     labs = set(running_labs()) | {teardown.owner_of(n) for n in teardown.marked_netns()}
     for lab in sorted(x for x in labs if x):
         state = StateDir(lab)
@@ -365,10 +366,13 @@ CLEAN_LOCK_WAIT = 2.0
 
 
 def _alive(state: StateDir) -> str | None:
-    """Why this lab is a running lab rather than leftovers (None when it is leftovers)."""
+    """Why this lab is a running lab rather than leftovers (None when it is leftovers). An
+    agent of the lab found among the processes counts even when its pid file is gone: a lab
+    whose state someone removed by hand is still somebody's running lab."""
     pid = control.agent_alive(state)
     if pid is None:
-        return None
+        found = control.find_agents(state.lab)
+        return f"its pod agent runs (pid {found[0]}) but its state is gone" if found else None
     try:
         if state.read_plan() is None:
             return None

@@ -34,6 +34,27 @@ def agent_alive(state: StateDir) -> int | None:
     return None
 
 
+def find_agents(lab: str) -> list[int]:
+    """Pids of processes that are pod agents of `lab` (`python -m labnet.agent --lab LAB`)."""
+    needle = b"\0--lab\0" + lab.encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read()
+            if b"\0labnet.agent\0" not in argv or needle not in argv:
+                continue
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == "kube-proxy":  # its worker: ends with the agent
+                    continue
+        except OSError:
+            continue
+        found.append(int(entry))
+    return sorted(found)
+
+
 def start_agent(state: StateDir) -> dict:
     make_private_dir(state.logs_dir)
     read_end, write_end = os.pipe()
