@@ -9,6 +9,13 @@ handle does: `open_by_handle_at` opens the covered directory in the *parent* mou
 crossing the cover, and from there `openat` lands on the hidden mount, which `umount2` then
 takes through /proc/self/fd. Every step checks mount ids, so only the mount that mountinfo
 names is ever unmounted.
+
+Not every covered mount at /run/netns/<name> is ours, though: in a mount namespace where a tmpfs
+was mounted over /run/netns (a container, a sealed test), the copies of the outer namespace's
+mounts sit at the very same paths, under the tmpfs — another directory, other namespaces. A
+mount belongs to the directory /run/netns resolves to *now* only when its parent mount shows
+that same directory (same device, same path inside the filesystem); that is decided from
+mountinfo alone, before anything is touched.
 """
 
 from __future__ import annotations
@@ -29,9 +36,16 @@ _libc = ctypes.CDLL(None, use_errno=True)
 class Mount:
     id: int
     parent: int
+    dev: str         # major:minor of its filesystem
     root: str        # inside its filesystem; for nsfs "net:[4026532177]"
     mount_point: str
     fstype: str
+
+    @property
+    def netns_inode(self) -> int | None:
+        if self.fstype == "nsfs" and self.root.startswith("net:["):
+            return int(self.root[5:-1])
+        return None
 
 
 def _unescape(field: str) -> str:
@@ -56,7 +70,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
         if len(fields) < 7 or "-" not in fields[6:]:
             continue
         dash = fields.index("-", 6)
-        mounts.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[3]),
+        mounts.append(Mount(int(fields[0]), int(fields[1]), fields[2], _unescape(fields[3]),
                             _unescape(fields[4]), fields[dash + 1]))
     return mounts
 
@@ -70,9 +84,45 @@ def netns_root(inode: int) -> str:
     return f"net:[{inode}]"
 
 
-def mounts_at(path: str, table: list[Mount] | None = None) -> list[Mount]:
-    """Every mount whose mount point is `path`, visible or covered."""
-    return [m for m in (table if table is not None else mountinfo()) if m.mount_point == path]
+def _under(path: str, mount_point: str) -> bool:
+    return mount_point == "/" or path == mount_point or path.startswith(mount_point + "/")
+
+
+def visible_mount(path: str, table: list[Mount]) -> Mount:
+    """The mount a path walk to `path` ends in: from the root mount down, at each level the
+    child mounted on the shallowest dentry along the path covers everything below it."""
+    ids = {m.id for m in table}
+    children: dict[int, list[Mount]] = {}
+    for m in table:
+        children.setdefault(m.parent, []).append(m)
+    current = next(m for m in table if m.parent not in ids)  # this process's root
+    while True:
+        along = [c for c in children.get(current.id, []) if _under(path, c.mount_point)]
+        if not along:
+            return current
+        current = min(along, key=lambda c: (len(c.mount_point), -c.id))
+
+
+def fs_location(mount: Mount, path: str) -> tuple[str, str]:
+    """Where `path` (inside `mount`) is: its filesystem's device and the path within it."""
+    inside = os.path.relpath(path, mount.mount_point)
+    return mount.dev, os.path.normpath(os.path.join(mount.root, inside))
+
+
+def mounts_in_dir(directory: str, table: list[Mount] | None = None) -> dict[str, list[Mount]]:
+    """Mounts at `directory`/<name>, visible or covered, that are in the directory `directory`
+    resolves to now (see the module's docstring), by name."""
+    table = table if table is not None else mountinfo()
+    here = fs_location(visible_mount(directory, table), directory)
+    by_id = {m.id: m for m in table}
+    found: dict[str, list[Mount]] = {}
+    for m in table:
+        parent = by_id.get(m.parent)
+        if (parent is None or os.path.dirname(m.mount_point) != directory
+                or fs_location(parent, directory) != here):
+            continue
+        found.setdefault(os.path.basename(m.mount_point), []).append(m)
+    return found
 
 
 def mount_id_of_fd(fd: int) -> int:
@@ -160,10 +210,12 @@ def unmount_visible(path: str, limit: int = 64) -> None:
 
 
 def unmount_all_at(path: str, limit: int = 64) -> None:
-    """Unmount every mount stacked on `path`: the visible ones through the path, then any a
-    later mount covers. Raises OSError naming what could not be unmounted."""
+    """Unmount every mount stacked on `path` in the directory it resolves to now: the visible
+    ones through the path, then any a later mount covers. Raises OSError naming what could not
+    be unmounted."""
+    directory, name = os.path.split(path)
     for _ in range(limit):
-        here = mounts_at(path)
+        here = mounts_in_dir(directory).get(name, [])
         if not here:
             return
         if _visible_mount(path):

@@ -129,12 +129,9 @@ def delete_many(names: Sequence[str]) -> tuple[list[str], dict[str, NetnsBusy]]:
     removed and, for each that could not be, why. mountinfo is read a fixed number of times,
     not once per name: a lab has hundreds."""
     paths = {name: netns_path(name) for name in names}
-    table = mounts.mountinfo()
-    held: dict[str, set[int]] = {name: set() for name in names}
-    for m in table:
-        name = m.mount_point[len(NETNS_DIR) + 1:]
-        if m.fstype == "nsfs" and name in held and m.mount_point == paths[name]:
-            held[name].add(int(m.root[5:-1]))
+    ours = mounts.mounts_in_dir(NETNS_DIR)
+    held = {name: {m.netns_inode for m in ours.get(name, []) if m.netns_inode}
+            for name in names}
     failed: dict[str, NetnsBusy] = {}
 
     def fail(name: str, exc: OSError, why: str) -> None:
@@ -147,7 +144,7 @@ def delete_many(names: Sequence[str]) -> tuple[list[str], dict[str, NetnsBusy]]:
                 mounts.unmount_visible(paths[name])
             except OSError as exc:
                 fail(name, exc, "")
-    covered = {m.mount_point for m in mounts.mountinfo()}
+    covered = {os.path.join(NETNS_DIR, name) for name in mounts.mounts_in_dir(NETNS_DIR)}
     removed = []
     for name in names:
         if name in failed:
@@ -176,11 +173,11 @@ def delete_many(names: Sequence[str]) -> tuple[list[str], dict[str, NetnsBusy]]:
     return removed, failed
 
 
-def inodes_of(names: Sequence[str]) -> dict[str, int]:
-    """The namespace inode held by each name's mount, visible or covered (from mountinfo)."""
-    wanted = {netns_path(name): name for name in names}
-    return {wanted[m.mount_point]: int(m.root[5:-1]) for m in mounts.mountinfo()
-            if m.fstype == "nsfs" and m.mount_point in wanted}
+def inodes_of(names: Sequence[str]) -> set[int]:
+    """The namespaces these names hold in /run/netns, through mounts visible or covered (never
+    the copies of another directory's mounts at the same paths: see labnet.kernel.mounts)."""
+    ours = mounts.mounts_in_dir(NETNS_DIR)
+    return {m.netns_inode for name in names for m in ours.get(name, []) if m.netns_inode}
 
 
 def open_fd(name: str) -> int:

@@ -150,7 +150,7 @@ def remove_netns(names: list[str]) -> Removal:
     names = [n for n in names if _plain(n, result)]
     inodes = nsfs.inodes_of(names)
     if inodes:
-        kill_processes(nsfs.pids_in(set(inodes.values())))
+        kill_processes(nsfs.pids_in(inodes))
     removed, failed = nsfs.delete_many(names)
     result.removed = removed
     result.failed.update({name: _reason(exc) for name, exc in failed.items()})

@@ -6,13 +6,16 @@ tmpfs there, so `clean`, `down --all` and `ip netns` reach only what the test ma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import sys
 import textwrap
 
 import pytest
 
-from tests.integration.sealed import run_sealed
+from tests.fingerprint import fingerprint
+from tests.integration.sealed import run_sealed, sealed
 
 PRELUDE = textwrap.dedent("""
     import json, os, subprocess, sys
@@ -44,7 +47,7 @@ PRELUDE = textwrap.dedent("""
 """)
 
 
-def sealed(body: str, shared: bool = False) -> dict:
+def in_sealed(body: str, shared: bool = False) -> dict:
     return run_sealed(PRELUDE + textwrap.dedent(body), shared=shared)
 
 
@@ -59,7 +62,7 @@ def test_ip_netns_add_between_up_and_down_leaves_nothing(shared, built_by):
     removes everything, and `other` still works. `older-labnet` builds the lab as labnet did
     before it followed iproute2 (nsfs mounts straight onto the plain directory), so the later
     self-bind of `ip netns add` covers them."""
-    out = sealed(f"""
+    out = in_sealed(f"""
         name = record_lab(f"nb{{os.getpid() % 100000}}")
         path = lab_file(name)
         if {built_by == "older-labnet"!r}:
@@ -101,7 +104,7 @@ def test_ip_netns_add_between_up_and_down_leaves_nothing(shared, built_by):
 
 
 def test_names_that_are_not_lab_names_never_become_paths():
-    out = sealed("""
+    out = in_sealed("""
         canary = Path("/run/canary")
         canary.mkdir()
         (canary / "keep").write_text("alive")
@@ -139,7 +142,7 @@ def test_names_that_are_not_lab_names_never_become_paths():
 
 
 def test_clean_removes_leftovers_and_leaves_running_labs_alone():
-    out = sealed("""
+    out = in_sealed("""
         import signal, time
         alive = record_lab(f"ca{os.getpid() % 100000}")
         dead = record_lab(f"cd{os.getpid() % 100000}")
@@ -172,7 +175,7 @@ def test_down_says_what_it_cannot_remove_and_finishes_later():
     """A copy of a lab's namespace mounted elsewhere (another tool's) keeps it alive: `down`
     names it, one line per namespace, exits non-zero, keeps the state, and finishes once the
     copy is gone."""
-    out = sealed("""
+    out = in_sealed("""
         name = record_lab(f"dn{os.getpid() % 100000}")
         up = labnet("up", lab_file(name))
         Path("/run/held").write_text("")
@@ -210,3 +213,27 @@ def test_state_and_etc_files_are_root_only(make_lab):
     assert mode(f"/etc/netns/{client}") == 0o755
     assert mode(f"/etc/netns/{client}/resolv.conf") == 0o644
     assert os.stat(f"/etc/netns/{client}/resolv.conf").st_uid == 0
+
+
+def test_a_lab_of_the_same_name_in_another_mount_namespace_is_not_touched(make_lab, tmp_path):
+    """A container-like mount namespace with its own /run/netns (a tmpfs over it) sees, under
+    that tmpfs, copies of the outer lab's mounts at the very same paths. A lab of the same name
+    built and taken down in there must not kill, unmount or remove anything of the outer one."""
+    outer = make_lab()
+    before = fingerprint(outer.name)
+    made_etc = not os.path.exists("/etc/netns")
+    os.makedirs("/etc/netns", mode=0o755, exist_ok=True)
+    script = (f"{sys.executable} -m labnet up {outer.path} >/dev/null && "
+              f"{sys.executable} -m labnet down {outer.name} && ls /run/netns")
+    try:
+        result = sealed(["sh", "-c", script], fresh_run=False,
+                        env={"LABNET_RUN_DIR": str(tmp_path / "run")})
+    finally:
+        if made_etc:
+            with contextlib.suppress(OSError):
+                os.rmdir("/etc/netns")
+    assert result.returncode == 0, result.stderr
+    assert f"lab {outer.name} is down (8 namespaces removed)" in result.stdout
+    assert result.stdout.strip().endswith("removed)")  # and /run/netns in there is empty
+    assert fingerprint(outer.name) == before
+    assert outer.status()["healthy"]
