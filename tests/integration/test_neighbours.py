@@ -41,9 +41,10 @@ PRELUDE = textwrap.dedent("""
         return str(path)
 
     def netns_mounts():
-        # a set: under a shared /run (systemd's), iproute2's own convention makes a peer copy
-        # of each mount below the self-bind
-        return sorted({m.mount_point for m in mounts.mountinfo() if m.fstype == "nsfs"})
+        # names, not mounts: under a shared /run (systemd's), iproute2's own convention makes a
+        # peer copy of each mount below the self-bind; and only this /run/netns's, not the
+        # copies of the machine's (a lab running outside) under the tmpfs
+        return sorted(f"/run/netns/{name}" for name in mounts.mounts_in_dir("/run/netns"))
 """)
 
 
