@@ -200,6 +200,24 @@ def test_down_says_what_it_cannot_remove_and_finishes_later():
     assert out["left"] == []
 
 
+def test_mounts_stacked_on_one_name_are_all_removed():
+    out = in_sealed("""
+        name = record_lab(f"st{os.getpid() % 100000}")
+        up = labnet("up", lab_file(name))
+        node = f"/run/netns/{name}-node1"
+        binds = [sh("mount", "--bind", node, node) for _ in range(2)]
+        stacked = sum(1 for m in mounts.mountinfo() if m.mount_point == node)
+        inodes = lab_inodes(name)
+        down = labnet("down", name)
+        print(json.dumps({"up": up, "binds": binds, "stacked": stacked, "down": down,
+                          "left": leftovers(name, inodes)}))
+    """)
+    assert out["up"]["rc"] == 0 and all(b["rc"] == 0 for b in out["binds"])
+    assert out["stacked"] >= 3  # (propagation within the shared /run/netns may add copies)
+    assert out["down"]["rc"] == 0, out["down"]
+    assert out["left"] == []
+
+
 def test_state_and_etc_files_are_root_only(make_lab):
     lab = make_lab()
     mode = lambda p: stat.S_IMODE(os.lstat(p).st_mode)  # noqa: E731
