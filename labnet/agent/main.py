@@ -22,12 +22,14 @@ from labnet.agent.readiness import Readiness
 from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
 from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
-from labnet.kernel import nsfs
+from labnet.kernel import nsexec, nsfs
 from labnet.names import log_file_name
 from labnet.plan import Plan, PlanPod
 from labnet.state import StateDir, make_private_dir, open_log
 
 RESTART_BACKOFF_MAX = 30.0
+NOBODY = 65534
+UNPRIVILEGED = {"uid": NOBODY, "gid": NOBODY, "caps": (), "privileged": False}
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Command:
     restarts: int = 0
     next_start: float = 0.0
     last_exit: int | None = None
+    # nsexec's uid, gid, caps, privileged: the securityContext (unprivileged by default)
+    privileges: dict = field(default_factory=lambda: dict(UNPRIVILEGED))
 
 
 @dataclass
@@ -181,19 +185,24 @@ class Agent:
         return runtime
 
     def spawn(self, cmd: Command) -> None:
+        """Start a pod command through labnet.kernel.nsexec (which enters the pod's namespaces
+        and drops privileges in a fresh process: no fork-and-run-Python from this threaded
+        process)."""
         make_private_dir(cmd.log.parent)
         etc = os.path.join("/etc/netns", cmd.netns)
-        with open_log(cmd.log) as out:
-            try:
+        argv = nsexec.command(cmd.netns, list(cmd.argv), etc, **cmd.privileges,
+                              private_tmp=True)
+        try:
+            with open_log(cmd.log) as out:
                 cmd.process = subprocess.Popen(
-                    cmd.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    preexec_fn=lambda: nsfs.enter_for_exec(cmd.netns, etc),  # noqa: PLW1509
-                    close_fds=True, start_new_session=True,
-                )
-            except OSError as exc:
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    close_fds=True, start_new_session=True)
+        except OSError as exc:  # EMFILE, ENOMEM…: the supervisor retries it later
+            with contextlib.suppress(OSError), open_log(cmd.log) as out:
                 out.write(f"labnet: cannot start {cmd.argv[0]}: {exc}\n".encode())
-                cmd.process = None
-                cmd.last_exit = 127
+            cmd.process = None
+            cmd.last_exit = 127
+        self.commands_changed = True
 
     def stop_pod(self, runtime: PodRuntime) -> None:
         for server in runtime.servers:

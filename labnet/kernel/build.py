@@ -412,6 +412,14 @@ class Builder:
             if not fresh:
                 self.report.change(f"{ns}: default route via {node.gateway}")
         self.release(ns)
+        if any(c.argv for c in pod.containers):
+            # a command runs unprivileged, yet may serve a port below 1024 it declares: what
+            # container runtimes do, per pod network namespace (Docker since 20.10)
+            key = "net/ipv4/ip_unprivileged_port_start"
+            if fresh or nsfs.read_sysctl(ns, key) != "0":
+                nsfs.write_sysctl(ns, key, "0")
+                if not fresh:
+                    self.report.change(f"{ns}: {key} = 0")
         text = resolv_conf(plan, pod)
         if text is not None and write_etc_file(ns, "resolv.conf", text) and not fresh:
             self.report.change(f"{ns}: resolv.conf written")

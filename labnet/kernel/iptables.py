@@ -307,9 +307,9 @@ _IPTC = None
 
 
 def _load_iptc():
-    """python-iptables, imported once in the parent: importing only loads libraries (it runs
-    ldconfig, ~0.3 s) and opens no socket; every libiptc handle is made later, in a worker,
-    inside a node's netns."""
+    """python-iptables, imported once in the fork server (its preload): importing only loads
+    libraries (it runs ldconfig, ~0.3 s) and opens no socket; every libiptc handle is made
+    later, in a worker, inside a node's netns."""
     global _IPTC
     if _IPTC is None:
         import iptc
@@ -328,11 +328,6 @@ def _worker_main(netns: str, conn: Connection) -> None:
         signal.set_wakeup_fd(-1)
         with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
             comm.write("kube-proxy")  # what `ps -e` and `top` call this process
-        keep = {conn.fileno()}
-        for name in os.listdir("/proc/self/fd"):  # pod sockets would keep their netns alive
-            if int(name) not in keep and int(name) > 2:
-                with contextlib.suppress(OSError):
-                    os.close(int(name))
         fd = nsfs.open_fd(netns)
         if nsfs._libc.setns(fd, nsfs.CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"setns {netns}")
@@ -370,34 +365,46 @@ def _worker_main(netns: str, conn: Connection) -> None:
         os._exit(status)
 
 
+SYNC_TIMEOUT = 120.0  # one node's sync; the CLI's wait for a reload is derived from it
+
+
+def _worker_context():
+    """Workers come from multiprocessing's fork server: a clean single-threaded process that
+    forks them, never the agent, which has threads (a child forked from a threaded process can
+    deadlock on a lock another thread held). It preloads python-iptables once."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(["labnet.kernel.iptables", "iptc"])
+    return _CONTEXT
+
+
+_CONTEXT = None
+
+
 class NodeWorker:
-    """labnet's kube-proxy for one node: a process forked into the node's netns that keeps
+    """labnet's kube-proxy for one node: a process in the node's netns that keeps
     python-iptables and its entry templates between syncs, so a resync costs only the chains
     that changed, a read of the table and one commit."""
 
     def __init__(self, netns: str) -> None:
-        _load_iptc()
+        context = _worker_context()
         self.netns = netns
-        parent, child = multiprocessing.Pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
-            parent.close()
-            _worker_main(netns, child)
+        parent, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(netns, child), daemon=False,
+                                       name="kube-proxy")
+        self.process.start()
         child.close()
-        self.pid = pid
+        self.pid = self.process.pid
         self.conn = parent
 
     def alive(self) -> bool:
-        try:
-            done, _ = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            return False
-        return done == 0
+        return self.process.is_alive()
 
     def send(self, plans: list[TablePlan]) -> None:
         self.conn.send(plans)
 
-    def receive(self, timeout: float = 120) -> dict:
+    def receive(self, timeout: float = SYNC_TIMEOUT) -> dict:
         if not self.conn.poll(timeout):
             raise KernelError(f"netns {self.netns}: the iptables worker did not answer")
         try:
@@ -407,8 +414,10 @@ class NodeWorker:
 
     def stop(self) -> None:
         self.conn.close()
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
 
 
 def plan_tables(ruleset, previous: dict[str, dict[str, list[str]]] | None,

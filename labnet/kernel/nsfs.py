@@ -28,6 +28,9 @@ MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
+MS_NOSUID = 2
+MS_NODEV = 4
+PRIVATE_TMP_SIZE = "64m"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -203,10 +206,10 @@ def entered(name: str) -> Iterator[None]:
         _check(_libc.setns(ROOT_FD, CLONE_NEWNET), "setns back to the root namespace")
 
 
-def enter_for_exec(name: str, etc_dir: str | None = None) -> None:
+def enter_for_exec(name: str, etc_dir: str | None = None, private_tmp: bool = False) -> None:
     """Move this whole (single-threaded) process into netns `name` for good, as `ip netns exec`
     does: a private mount namespace where /sys shows the netns and files in /etc/netns/<name>
-    are bind-mounted over /etc."""
+    are bind-mounted over /etc; with `private_tmp`, a /tmp of its own (a small tmpfs)."""
     fd = open_fd(name)
     _check(_libc.setns(fd, CLONE_NEWNET), "setns", name)
     os.close(fd)
@@ -219,13 +222,19 @@ def enter_for_exec(name: str, etc_dir: str | None = None) -> None:
             src, dst = os.path.join(etc_dir, entry), os.path.join("/etc", entry)
             if os.path.exists(dst):
                 _libc.mount(src.encode(), dst.encode(), b"none", MS_BIND, None)
+    if private_tmp:
+        _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV,
+                           f"mode=1777,size={PRIVATE_TMP_SIZE}".encode()), "mount /tmp", name)
 
 
 def run(netns: str, argv: Sequence[str], timeout: float | None = 30,
         etc_dir: str | None = None) -> subprocess.CompletedProcess:
-    """Run a command inside netns `name` (as `ip netns exec` would), output captured."""
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=lambda: enter_for_exec(netns, etc_dir))  # noqa: PLW1509
+    """Run a command inside netns `name` (as `ip netns exec` would), output captured. Through
+    labnet.kernel.nsexec, not a preexec_fn: callers may have threads."""
+    from labnet.kernel import nsexec
+
+    return subprocess.run(nsexec.command(netns, list(argv), etc_dir), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def write_sysctl(name: str, key: str, value: str) -> None:

@@ -20,6 +20,10 @@ from labnet.lab import Lab
 from labnet.pytest_plugin import record_lab
 
 ROOT = Path(__file__).resolve().parents[2]
+# pod commands run as nobody: a Python that user can execute (the virtualenv's may live under
+# /root, which nobody cannot enter)
+POD_PYTHON = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3")
+                   if os.access(p, os.X_OK)), sys.executable)
 SEED = (ROOT / "examples" / "seed.yaml").read_text()
 _counter = itertools.count(1)
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from labnet.kernel import nsfs
-from tests.integration.conftest import labnet_cli, parse_whoami, running_lab
+from tests.integration.conftest import POD_PYTHON, labnet_cli, parse_whoami, running_lab
 
 DNS_LAB = """
 name: x
@@ -190,17 +190,21 @@ def test_answers_follow_the_lab(make_lab):
 
 
 UPSTREAM = '''
-import socket
-from dnslib import A, QTYPE, RR, DNSRecord
+import socket, struct
+# a resolver in plain Python (the pod runs it as nobody, with the system's python3): every A
+# question gets 192.0.2.7
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind(("0.0.0.0", 53))
 while True:
     data, peer = sock.recvfrom(4096)
-    query = DNSRecord.parse(data)
-    reply = query.reply()
-    if query.q.qtype == QTYPE.A:
-        reply.add_answer(RR(query.q.qname, QTYPE.A, ttl=60, rdata=A("192.0.2.7")))
-    sock.sendto(reply.pack(), peer)
+    end = 12
+    while data[end]:
+        end += data[end] + 1
+    question = data[12:end + 5]
+    qtype = struct.unpack("!H", data[end + 1:end + 3])[0]
+    answer = (struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + bytes([192, 0, 2, 7])) if qtype == 1 else b""
+    head = data[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if answer else 0, 0, 0)
+    sock.sendto(head + question + answer, peer)
 '''
 
 
@@ -219,7 +223,7 @@ manifests:
     metadata: {{name: upstream}}
     spec:
       nodeName: node2
-      containers: [{{name: dns, command: {json.dumps([sys.executable, "-c", UPSTREAM])}}}]
+      containers: [{{name: dns, command: {json.dumps([POD_PYTHON, "-c", UPSTREAM])}}}]
   - {{apiVersion: v1, kind: Pod, metadata: {{name: client}}, spec: {{nodeName: node1, containers: [{{name: c}}]}}}}
 """
     lab = make_lab(text)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 
 from labnet.kernel import nsfs
 from labnet.lab import Lab
-from tests.integration.conftest import answered_by, kernel_rules, labnet_cli, parse_whoami
+from tests.integration.conftest import (
+    POD_PYTHON,
+    answered_by,
+    kernel_rules,
+    labnet_cli,
+    parse_whoami,
+)
 
 SVC = """apiVersion: v1
 kind: Service
@@ -199,7 +204,7 @@ def test_readiness_decides_who_is_an_endpoint(make_lab):
     import os
     import signal
 
-    lab = make_lab(READY_LAB.replace("PYTHON", sys.executable))
+    lab = make_lab(READY_LAB.replace("PYTHON", POD_PYTHON))
     quick, slow = lab.pod("quick"), lab.pod("slow")
     # right after up: only what answers (the slow server sleeps first; `never` fails its probe)
     assert set(endpoints(lab)) == {f"{quick.ip}:8080"}

@@ -1,0 +1,164 @@
+"""Run a program inside a lab namespace, as `ip netns exec` would, with only the privileges
+asked for: `python -m labnet.kernel.nsexec [options] NETNS -- PROGRAM ARGS…`.
+
+A fresh process does the entering (setns, a private mount namespace, /sys and /etc/netns
+files, a private /tmp) and then drops privileges before exec — instead of a `preexec_fn`, which
+is not safe in a process that has threads (the pod agent has several): a child forked from a
+threaded parent may deadlock on a lock another thread held.
+
+Privileges, as a container runtime grants them from a securityContext:
+  --user UID --group GID   setgroups([]), setgid, setuid (default: keep root)
+  --cap NAME …             capabilities kept (ambient for a non-root user, so they survive exec)
+  --privileged             keep everything; no no_new_privs
+Without --privileged, the bounding set is cut to the kept capabilities and no_new_privs is set,
+so neither setuid binaries nor file capabilities can give more back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import sys
+
+from labnet.kernel import nsfs
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+PR_SET_KEEPCAPS = 8
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CAP_LAST_FALLBACK = 40
+
+# capability names as Kubernetes writes them (without CAP_), numbers from linux/capability.h
+CAPABILITIES = {
+    "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5,
+    "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9, "NET_BIND_SERVICE": 10,
+    "NET_BROADCAST": 11, "NET_ADMIN": 12, "NET_RAW": 13, "IPC_LOCK": 14, "IPC_OWNER": 15,
+    "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_CHROOT": 18, "SYS_PTRACE": 19, "SYS_PACCT": 20,
+    "SYS_ADMIN": 21, "SYS_BOOT": 22, "SYS_NICE": 23, "SYS_RESOURCE": 24, "SYS_TIME": 25,
+    "SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28, "AUDIT_WRITE": 29, "AUDIT_CONTROL": 30,
+    "SETFCAP": 31, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35,
+    "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+}
+# what containerd/Docker give a root container that asks for nothing more
+DEFAULT_ROOT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
+                             "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",
+                             "SYS_CHROOT", "KILL", "AUDIT_WRITE")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _fail(what: str) -> None:
+    code = ctypes.get_errno()
+    raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return CAP_LAST_FALLBACK
+
+
+def _syscall_capset_number() -> int:
+    machine = os.uname().machine
+    return {"x86_64": 126, "aarch64": 91, "arm64": 91}.get(machine, 126)
+
+
+def drop_privileges(uid: int | None, gid: int | None, caps: list[str],
+                    privileged: bool) -> None:
+    """Become `uid`/`gid` with exactly `caps` (see the module's docstring)."""
+    if privileged:
+        if gid is not None:
+            os.setgroups([])
+            os.setgid(gid)
+        if uid is not None:
+            os.setuid(uid)
+        return
+    keep = 0
+    for name in caps:
+        keep |= 1 << CAPABILITIES[name]
+    for cap in range(_last_cap() + 1):
+        if not keep & (1 << cap) and _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            _fail(f"drop capability {cap} from the bounding set")
+    if _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0:
+        _fail("keep capabilities across setuid")
+    if gid is not None:
+        os.setgroups([])
+        os.setgid(gid)
+    if uid is not None:
+        os.setuid(uid)
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in (0, 1):
+        word = (keep >> (32 * i)) & 0xFFFFFFFF
+        data[i].effective = data[i].permitted = data[i].inheritable = word
+    if _libc.syscall(_syscall_capset_number(), ctypes.byref(header), data) != 0:
+        _fail("capset")
+    if uid not in (None, 0):  # a non-root program keeps its capabilities across exec only
+        for name in caps:      # as ambient ones
+            if _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAPABILITIES[name], 0, 0) != 0:
+                _fail(f"raise ambient capability {name}")
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        _fail("no_new_privs")
+
+
+def command(netns: str, argv: list[str], etc_dir: str | None = None, uid: int | None = None,
+            gid: int | None = None, caps: tuple[str, ...] = (), privileged: bool = True,
+            private_tmp: bool = False) -> list[str]:
+    """The argv that runs `argv` in `netns` through this module (with subprocess, no
+    preexec_fn)."""
+    line = [sys.executable, "-m", "labnet.kernel.nsexec"]
+    if etc_dir:
+        line += ["--etc", etc_dir]
+    if uid is not None:
+        line += ["--user", str(uid)]
+    if gid is not None:
+        line += ["--group", str(gid)]
+    for cap in caps:
+        line += ["--cap", cap]
+    if privileged:
+        line.append("--privileged")
+    if private_tmp:
+        line.append("--private-tmp")
+    return [*line, netns, "--", *argv]
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="labnet-nsexec")
+    parser.add_argument("--etc")
+    parser.add_argument("--user", type=int)
+    parser.add_argument("--group", type=int)
+    parser.add_argument("--cap", action="append", default=[], choices=sorted(CAPABILITIES))
+    parser.add_argument("--privileged", action="store_true")
+    parser.add_argument("--private-tmp", action="store_true")
+    parser.add_argument("netns")
+    parser.add_argument("argv", nargs=argparse.REMAINDER)
+    opts = parser.parse_args(args)
+    argv = opts.argv[1:] if opts.argv[:1] == ["--"] else opts.argv
+    if not argv:
+        parser.error("no program to run")
+    try:
+        nsfs.enter_for_exec(opts.netns, opts.etc, private_tmp=opts.private_tmp)
+        drop_privileges(opts.user, opts.group, opts.cap, opts.privileged)
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        print(f"labnet: cannot start {argv[0]} in {opts.netns}: {exc.strerror or exc}",
+              file=sys.stderr, flush=True)
+        os._exit(127)
+
+
+if __name__ == "__main__":
+    main()
