@@ -355,13 +355,20 @@ def good(text: str, ok: bool) -> str:
 def format_status(data: dict) -> str:
     agent = data["agent"]
     health = good("healthy" if data["healthy"] else "DEGRADED", data["healthy"])
-    lines = [f"lab {data['lab']}: {health}   "
-             f"pod agent: {'pid ' + str(agent['pid']) if agent['alive'] else 'NOT RUNNING'}",
+    if agent["alive"]:
+        shown = f"pid {agent['pid']}" + (f", restarted {agent['restarts']}x"
+                                          if agent.get("restarts") else "")
+    else:
+        shown = {"restarting": "RESTARTING (its supervisor is starting it again)"}.get(
+            agent.get("state"), "NOT RUNNING (`labnet up` starts it)")
+    lines = [f"lab {data['lab']}: {health}   pod agent: {shown}",
              f"{'NODE':<12}{'UNDERLAY IP':<17}{'POD CIDR':<18}{'PODS':<6}STATUS"]
     for n in data["nodes"]:
         state = good("ok" if n["ready"] else "missing: " + ", ".join(n["missing"]), n["ready"])
         if n["foreign"]:
             state += "  foreign: " + ", ".join(n["foreign"])
+        if n.get("proxy_restarts"):
+            state += f"  (kube-proxy restarted {n['proxy_restarts']}x)"
         lines.append(f"{n['name']:<12}{n['underlay_ip']:<17}{n['pod_cidr']:<18}{n['pods']:<6}"
                      f"{state}")
     lines.append("")

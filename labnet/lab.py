@@ -94,7 +94,8 @@ class Lab:
                   recreate: set[str] = frozenset()) -> UpReport:
         """Make the lab match self.spec (the caller holds the lock). Pods in `recreate` are
         made anew: fresh netns, new IP."""
-        previous = self.state.read_plan()
+        previous = original = self.state.read_plan()
+        saved = self.state.snapshot()  # plan.json and desired.json, to restore on failure
         if previous is not None and recreate:
             # their processes stop; the agent's sockets in the old netns are closed when it
             # sees the new IP
@@ -121,12 +122,34 @@ class Lab:
                             if r["rewritten"] or r["deleted"]}
             report.conntrack_cleared = served.get("conntrack_cleared", 0)
             report.removed_netns = self._remove_stale(plan, previous)
-        except BaseException:
+        except BaseException as failure:
             builder.close()
             if fresh_lab:  # roll back: a half-built lab is worse than none
                 self._rollback(builder.report.created_netns)
+            elif original is not None:  # a change to a running lab: as if it never happened
+                self._restore(original, saved, builder.report.created_netns, failure)
             raise
         return report
+
+    def _restore(self, original: Plan, saved: dict[str, bytes | None], created: list[str],
+                 failure: BaseException) -> None:
+        """Undo a change that failed after validation: the previous desired state and plan,
+        its kernel objects (what the change created removed, what it removed or altered built
+        again), and the agent serving the previous plan again."""
+        try:
+            self.state.restore(saved)
+            keep = set(original.all_netns())
+            teardown.remove_netns([n for n in created if n not in keep]).raise_if_failed(
+                self.name)
+            builder = Builder(original, None, keep, self.state.host())
+            try:
+                builder.apply()
+            finally:
+                builder.close()
+            control.ensure_agent(self.state)
+        except BaseException as again:
+            raise LabnetError(f"{failure}; restoring lab {self.name} as it was failed too: "
+                              f"{again} (`labnet up` with the lab file repairs it)") from None
 
     # --- kubectl-like changes on a running lab ---------------------------------------------
 
@@ -370,6 +393,8 @@ def _alive(state: StateDir) -> str | None:
     agent of the lab found among the processes counts even when its pid file is gone: a lab
     whose state someone removed by hand is still somebody's running lab."""
     pid = control.agent_alive(state)
+    if pid is None and control.supervisor_alive(state):
+        return "its pod agent is being restarted by its supervisor"
     if pid is None:
         found = control.find_agents(state.lab)
         return f"its pod agent runs (pid {found[0]}) but its state is gone" if found else None
@@ -389,6 +414,7 @@ def status(name: str) -> dict:
         raise LabNotFound(f"lab {name} is not up: `labnet list` shows the labs")
     kernel = inspect_plan(plan, state.host())
     agent = control.status(state)
+    supervisor = control.supervisor_alive(state)
     served = agent["pods"] if agent else {}
     pods = []
     for pod in plan.pods:
@@ -429,14 +455,18 @@ def status(name: str) -> dict:
             "name": n.name, "netns": n.netns, "underlay_ip": n.underlay_ip,
             "pod_cidr": n.pod_cidr, "pods": len(plan.pods_on(n.name)), "ready": not missing,
             "missing": missing, "foreign": kernel["nodes"][n.name]["foreign"],
-            "proxy_pid": proxy.get("pid"),
+            "proxy_pid": proxy.get("pid"), "proxy_restarts": proxy.get("restarts", 0),
         })
     healthy = (agent is not None and all(p["ready"] for p in pods)
                and all(n["ready"] for n in nodes) and not kernel["stray_netns"]
                and not kernel["underlay"]["missing"] and not kernel["external"]["missing"])
     return {
         "lab": plan.lab, "healthy": healthy,
-        "agent": {"pid": agent["pid"] if agent else None, "alive": agent is not None},
+        "agent": {"pid": agent["pid"] if agent else None, "alive": agent is not None,
+                  "restarts": agent.get("restarts", 0) if agent else None,
+                  "supervisor": supervisor,
+                  # restarting: its supervisor will have it back in a moment; down: nothing will
+                  "state": "running" if agent else "restarting" if supervisor else "down"},
         "underlay": {"netns": plan.underlay_netns, "cidr": plan.network["underlay_cidr"],
                      "missing": kernel["underlay"]["missing"]},
         "external": {"netns": plan.external_netns, "ip": plan.external_ip,

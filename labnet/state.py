@@ -121,6 +121,26 @@ class StateDir:
     def write_plan(self, plan: Plan) -> None:
         self.write(self.plan_path.name, plan.to_json())
 
+    SNAPSHOT_FILES = ("plan.json", "desired.json")
+
+    def snapshot(self) -> dict[str, bytes | None]:
+        """The bytes of the files a change rewrites (None: absent), for `restore`."""
+        saved: dict[str, bytes | None] = {}
+        for name in self.SNAPSHOT_FILES:
+            try:
+                saved[name] = (self.root / name).read_bytes()
+            except FileNotFoundError:
+                saved[name] = None
+        return saved
+
+    def restore(self, saved: dict[str, bytes | None]) -> None:
+        for name, data in saved.items():
+            if data is None:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / name).unlink()
+            else:
+                self.write(name, data.decode())
+
     def host(self) -> str:
         """Which host of a multi-host lab this machine is ("" for single-machine labs)."""
         try:

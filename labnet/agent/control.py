@@ -1,4 +1,8 @@
-"""Start, query and stop a lab's pod agent (used by `labnet up`, `status` and `down`)."""
+"""Start, query and stop a lab's pod agent (used by `labnet up`, `status` and `down`).
+
+The agent runs under a supervisor (labnet.agent.supervisor) that starts it again when it dies;
+`supervisor.pid` names the one, `agent.pid` (written by the supervisor) the other.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +16,50 @@ import sys
 import time
 
 from labnet.errors import KernelError, LabnetError
+from labnet.kernel.iptables import SYNC_TIMEOUT
 from labnet.kernel.teardown import kill_processes
 from labnet.state import StateDir, make_private_dir, open_log
 
-START_TIMEOUT = 60.0
-REQUEST_TIMEOUT = 60.0
+# a reload probes unready pods (a second each at most) and waits for every node's sync: the
+# CLI waits longer than the agent's own limit for a sync, never shorter
+REQUEST_TIMEOUT = SYNC_TIMEOUT + 60.0
+START_TIMEOUT = REQUEST_TIMEOUT
+RESTART_WAIT = 10.0  # a supervisor that is restarting its agent gets this long
 
 
-def agent_alive(state: StateDir) -> int | None:
-    """The agent's pid when the pid file names a live labnet agent of this lab."""
-    pid = state.agent_pid()
+def _running(pid: int | None, module: bytes, lab: str) -> int | None:
+    """`pid` when it is a live `python -m MODULE --lab LAB` process (not a zombie)."""
     if pid is None:
         return None
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
-    except FileNotFoundError:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return None
+    except (OSError, IndexError):
         return None
-    if b"labnet.agent" in argv and state.lab.encode() in argv:
-        return pid
-    return None
+    return pid if module in argv and lab.encode() in argv else None
+
+
+def agent_alive(state: StateDir) -> int | None:
+    """The agent's pid when the pid file names a live labnet agent of this lab."""
+    return _running(state.agent_pid(), b"labnet.agent", state.lab)
+
+
+def supervisor_alive(state: StateDir) -> int | None:
+    return _running(_read_pid(state.root / SUPERVISOR_PID), b"labnet.agent.supervisor",
+                    state.lab)
+
+
+def _read_pid(path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+SUPERVISOR_PID = "supervisor.pid"
 
 
 def find_agents(lab: str) -> list[int]:
@@ -56,17 +84,18 @@ def find_agents(lab: str) -> list[int]:
 
 
 def start_agent(state: StateDir) -> dict:
+    """Start the supervisor, which starts the agent; wait for the agent's first reload."""
     make_private_dir(state.logs_dir)
     read_end, write_end = os.pipe()
     with open_log(state.logs_dir / "agent.log") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "labnet.agent", "--lab", state.lab,
+            [sys.executable, "-m", "labnet.agent.supervisor", "--lab", state.lab,
              "--ready-fd", str(write_end)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
             start_new_session=True, close_fds=True,
         )
     os.close(write_end)
-    state.write(state.agent_pid_path.name, f"{process.pid}\n")
+    state.write(SUPERVISOR_PID, f"{process.pid}\n")
     line = b""
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -79,13 +108,13 @@ def start_agent(state: StateDir) -> dict:
     finally:
         os.close(read_end)
     if not line.startswith(b"ready "):
-        kill_processes([process.pid])
+        kill_processes([process.pid, *filter(None, [agent_alive(state)])])
         tail = ""
         with contextlib.suppress(OSError):
             tail = (state.logs_dir / "agent.log").read_text()[-400:].strip()
         raise LabnetError(f"the pod agent of lab {state.lab} did not start: {tail or 'no output'}")
     answer = json.loads(line[6:])
-    answer["pid"] = process.pid
+    answer["pid"] = agent_alive(state) or state.agent_pid()
     return answer
 
 
@@ -103,19 +132,36 @@ def request(state: StateDir, op: str, timeout: float = REQUEST_TIMEOUT) -> dict:
     return json.loads(data or b"{}")
 
 
+def wait_for_restart(state: StateDir, timeout: float = RESTART_WAIT) -> int | None:
+    """The agent's pid once a restarting supervisor has it answering again (None: it did not
+    come back in time, or there is no supervisor)."""
+    deadline = time.monotonic() + timeout
+    while supervisor_alive(state) and time.monotonic() < deadline:
+        pid = agent_alive(state)
+        if pid is not None:
+            with contextlib.suppress(OSError, ValueError):
+                request(state, "status", timeout=2)
+                return pid
+        time.sleep(0.05)
+    return None
+
+
 def ensure_agent(state: StateDir) -> dict:
     """A running agent serving the plan now in the state directory; its reload report
     (pid, rules rewritten per node, conntrack entries cleared). Raises when the agent could not
     apply the plan (its rules failed)."""
-    pid = agent_alive(state)
+    pid = agent_alive(state) if supervisor_alive(state) else None
+    if pid is None:
+        pid = wait_for_restart(state)
     answer = None
     if pid is not None:
         try:
             answer = request(state, "reload")
             answer["pid"] = pid
         except (OSError, ValueError):
-            kill_processes([pid])
+            answer = None
     if answer is None:
+        stop_agent(state)  # whatever is left of an agent that does not answer
         answer = start_agent(state)
     if not answer.get("ok"):
         raise KernelError(answer.get("error", "the pod agent failed"))
@@ -132,13 +178,21 @@ def status(state: StateDir) -> dict | None:
 
 
 def stop_agent(state: StateDir) -> None:
-    pid = agent_alive(state)
-    if pid is not None:
+    """Stop the supervisor (so nothing starts the agent again), then the agent."""
+    if agent_alive(state) is not None:
         with contextlib.suppress(OSError, ValueError):
-            request(state, "stop", timeout=5)
+            request(state, "stop", timeout=5)  # the agent exits 0, and its supervisor with it
         deadline = time.monotonic() + 5
-        while agent_alive(state) and time.monotonic() < deadline:
+        while (agent_alive(state) or supervisor_alive(state)) and time.monotonic() < deadline:
             time.sleep(0.02)
-        kill_processes([pid], grace=1.0)
-    with contextlib.suppress(FileNotFoundError):
-        state.agent_pid_path.unlink()
+    supervisor = supervisor_alive(state)
+    if supervisor is not None:
+        kill_processes([supervisor], grace=2.0)
+    for _ in range(3):  # a supervisor killed as it started an agent: that one too
+        pid = agent_alive(state)
+        if pid is None:
+            break
+        kill_processes([pid], grace=2.0)
+    for name in (state.agent_pid_path.name, SUPERVISOR_PID):
+        with contextlib.suppress(FileNotFoundError):
+            (state.root / name).unlink()

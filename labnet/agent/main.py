@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -28,6 +29,8 @@ from labnet.plan import Plan, PlanPod
 from labnet.state import StateDir, make_private_dir, open_log
 
 RESTART_BACKOFF_MAX = 30.0
+WORKER_CHECK = 0.25   # how often dead kube-proxy workers are looked for
+COMMANDS_FILE = "commands.json"
 NOBODY = 65534
 UNPRIVILEGED = {"uid": NOBODY, "gid": NOBODY, "caps": (), "privileged": False}
 
@@ -75,8 +78,10 @@ def pod_signature(pod: PlanPod) -> tuple:
 
 
 class Agent:
-    def __init__(self, state: StateDir) -> None:
+    def __init__(self, state: StateDir, restarts: int = 0) -> None:
         self.state = state
+        self.restarts = restarts  # how often the supervisor had to start it again
+        self.commands_changed = False
         self.pods: dict[str, PodRuntime] = {}
         self.stopping = asyncio.Event()
         self.proxy = ProxyManager()
@@ -98,6 +103,8 @@ class Agent:
         for key, pod in wanted.items():
             if key not in self.pods:
                 self.pods[key] = await self.start_pod(pod)
+        if self.commands_changed:
+            self.record_commands()
         self.plan = plan
         loop = asyncio.get_running_loop()
         # pods are probed before they become endpoints: what answers now is ready now
@@ -190,8 +197,10 @@ class Agent:
         process)."""
         make_private_dir(cmd.log.parent)
         etc = os.path.join("/etc/netns", cmd.netns)
+        # a command dies with this agent (the next one ends whatever of its group is left,
+        # and starts it again): never two copies of a pod's program
         argv = nsexec.command(cmd.netns, list(cmd.argv), etc, **cmd.privileges,
-                              private_tmp=True)
+                              private_tmp=True, die_with_parent=True)
         try:
             with open_log(cmd.log) as out:
                 cmd.process = subprocess.Popen(
@@ -210,15 +219,62 @@ class Agent:
         for cmd in runtime.commands:
             terminate(cmd.process)
 
+    async def watch_workers(self) -> None:
+        """A kube-proxy worker that died is started again (its node's rules stay in the kernel
+        meanwhile) and does a full sync, as kube-proxy does when it starts."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), WORKER_CHECK)
+            if self.plan is None or self.stopping.is_set():
+                continue
+            if any(not w.alive() for w in list(self.proxy.workers.values())):
+                try:
+                    await self.sync()
+                except Exception as exc:  # keep watching; say why in the log
+                    print(f"labnet agent: restarting kube-proxy: {exc}", file=sys.stderr,
+                          flush=True)
+
+    def record_commands(self) -> None:
+        """Which processes are the pods' commands (pid and start time), so that an agent
+        started after this one died can end them before starting its own: no duplicates."""
+        live = {str(c.process.pid): start_time(c.process.pid)
+                for rt in self.pods.values() for c in rt.commands
+                if c.process is not None and c.process.poll() is None}
+        with contextlib.suppress(OSError):
+            self.state.write(COMMANDS_FILE, json.dumps({k: v for k, v in live.items() if v}))
+        self.commands_changed = False
+
+    def end_orphans(self) -> None:
+        """End the commands a dead predecessor left running (recorded by record_commands)."""
+        try:
+            recorded = json.loads((self.state.root / COMMANDS_FILE).read_text())
+        except (OSError, ValueError):
+            return
+        orphans = [int(pid) for pid, started in recorded.items()
+                   if start_time(int(pid)) == started]
+        for pid in orphans:  # each command leads its own process group (start_new_session)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 2.0
+        while any(start_time(p) for p in orphans) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for pid in orphans:
+            if start_time(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+
     async def supervise(self) -> None:
         """Restart pod commands that exited (restartPolicy Always), with capped backoff."""
         while not self.stopping.is_set():
+            if self.commands_changed:
+                self.record_commands()
             now = time.monotonic()
             for runtime in self.pods.values():
                 for cmd in runtime.commands:
                     if cmd.process is not None and cmd.process.poll() is not None:
                         cmd.last_exit = cmd.process.returncode
                         cmd.process = None
+                        self.commands_changed = True
                         cmd.next_start = now + min(RESTART_BACKOFF_MAX, 2.0 ** cmd.restarts)
                     if cmd.process is None and now >= cmd.next_start:
                         cmd.restarts += 1
@@ -239,9 +295,10 @@ class Agent:
                               for c in rt.commands],
             }
         proxy = {netns: {"pid": w.pid, "alive": w.alive(),
-                         "synced": netns in self.proxy.installed}
+                         "synced": netns in self.proxy.installed,
+                         "restarts": self.proxy.restarts.get(netns, 0)}
                  for netns, w in self.proxy.workers.items()}
-        return {"pid": os.getpid(), "pods": pods, "proxy": proxy}
+        return {"pid": os.getpid(), "pods": pods, "proxy": proxy, "restarts": self.restarts}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -270,19 +327,23 @@ class Agent:
         with contextlib.suppress(FileNotFoundError):
             self.state.agent_socket.unlink()
         control = await asyncio.start_unix_server(self.handle, sock=control_socket(self.state))
+        self.end_orphans()
         first = await self.reload()
         if ready_fd is not None:
             os.write(ready_fd, b"ready " + json.dumps(first).encode() + b"\n")
             os.close(ready_fd)
         supervisor = asyncio.create_task(self.supervise())
         prober = asyncio.create_task(self.probe())
+        watcher = asyncio.create_task(self.watch_workers())
         await self.stopping.wait()
         await prober
+        await watcher
         control.close()
         self.proxy.stop()
         for runtime in self.pods.values():
             self.stop_pod(runtime)
         await supervisor
+        self.record_commands()
         with contextlib.suppress(FileNotFoundError):
             self.state.agent_socket.unlink()
 
@@ -300,6 +361,17 @@ def control_socket(state: StateDir) -> socket.socket:
     return sock
 
 
+def start_time(pid: int) -> int:
+    """A process's start time (clock ticks since boot), 0 if it is gone: with the pid, it
+    names one process, even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[19]) if fields[0] != "Z" else 0
+
+
 def terminate(process: subprocess.Popen | None) -> None:
     if process is None or process.poll() is not None:
         return
@@ -313,14 +385,28 @@ def terminate(process: subprocess.Popen | None) -> None:
         process.wait()
 
 
+def raise_fd_limit() -> None:
+    """Every pod's sockets live in this one process: the stock soft limit (1024) is far too
+    low for a large lab, or for a pod under a connection flood."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else FD_LIMIT
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(want, FD_LIMIT)), hard))
+
+
+FD_LIMIT = 1 << 20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="labnet pod agent (started by `labnet up`)")
     parser.add_argument("--lab", required=True)
     parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--restarts", type=int, default=0)
     args = parser.parse_args()
     state = StateDir(args.lab)
+    raise_fd_limit()
     try:
-        asyncio.run(Agent(state).run(args.ready_fd))
+        asyncio.run(Agent(state, args.restarts).run(args.ready_fd))
     except Exception as exc:
         print(f"labnet agent: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -76,10 +76,14 @@ class ProxyManager:
         self.cache = RenderCache()
         self.installed: dict[str, Installed] = {}  # netns -> what its kernel holds
         self.plan: Plan | None = None
+        self.restarts: dict[str, int] = {}  # netns -> workers started again after dying
 
     def worker(self, netns: str) -> iptables.NodeWorker:
         worker = self.workers.get(netns)
         if worker is None or not worker.alive():
+            if worker is not None:  # it died: the node's rules stayed in the kernel meanwhile
+                worker.stop()
+                self.restarts[netns] = self.restarts.get(netns, 0) + 1
             self.installed.pop(netns, None)  # a new worker starts with a full sync
             worker = self.workers[netns] = iptables.NodeWorker(netns)
         return worker

@@ -23,6 +23,7 @@ import sys
 
 from labnet.kernel import nsfs
 
+PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
 PR_SET_KEEPCAPS = 8
@@ -117,7 +118,7 @@ def drop_privileges(uid: int | None, gid: int | None, caps: list[str],
 
 def command(netns: str, argv: list[str], etc_dir: str | None = None, uid: int | None = None,
             gid: int | None = None, caps: tuple[str, ...] = (), privileged: bool = True,
-            private_tmp: bool = False) -> list[str]:
+            private_tmp: bool = False, die_with_parent: bool = False) -> list[str]:
     """The argv that runs `argv` in `netns` through this module (with subprocess, no
     preexec_fn)."""
     line = [sys.executable, "-m", "labnet.kernel.nsexec"]
@@ -133,6 +134,8 @@ def command(netns: str, argv: list[str], etc_dir: str | None = None, uid: int | 
         line.append("--privileged")
     if private_tmp:
         line.append("--private-tmp")
+    if die_with_parent:
+        line += ["--die-with", str(os.getpid())]
     return [*line, netns, "--", *argv]
 
 
@@ -144,6 +147,8 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--cap", action="append", default=[], choices=sorted(CAPABILITIES))
     parser.add_argument("--privileged", action="store_true")
     parser.add_argument("--private-tmp", action="store_true")
+    parser.add_argument("--die-with", type=int, metavar="PID",
+                        help="end (SIGKILL) when this parent process dies")
     parser.add_argument("netns")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     opts = parser.parse_args(args)
@@ -153,6 +158,12 @@ def main(args: list[str] | None = None) -> None:
     try:
         nsfs.enter_for_exec(opts.netns, opts.etc, private_tmp=opts.private_tmp)
         drop_privileges(opts.user, opts.group, opts.cap, opts.privileged)
+        if opts.die_with is not None:
+            # after the credentials change, which clears it; kept across exec
+            if _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0) != 0:
+                _fail("parent death signal")
+            if os.getppid() != opts.die_with:  # the parent died before that: go now
+                os._exit(1)
         os.execvp(argv[0], argv)
     except OSError as exc:
         print(f"labnet: cannot start {argv[0]} in {opts.netns}: {exc.strerror or exc}",

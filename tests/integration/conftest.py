@@ -117,3 +117,15 @@ def kernel_rules(lab, node: str) -> str:
     and requests move those)."""
     text = labnet_cli("rules", "--lab", lab.name, node).stdout
     return re.sub(r"\[\d+:\d+\]", "[0:0]", text)
+
+
+def wait_for(predicate, seconds: float = 10, step: float = 0.05) -> bool:
+    """Poll `predicate` until it holds (True) or `seconds` pass (False)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False

@@ -12,6 +12,7 @@ from tests.integration.conftest import (
     kernel_rules,
     labnet_cli,
     parse_whoami,
+    wait_for,
 )
 
 SVC = """apiVersion: v1
@@ -188,16 +189,6 @@ def endpoints(lab) -> set[str]:
     import json
     items = json.loads(labnet_cli("get", "--lab", lab.name, "ep", "-o", "json").stdout)
     return {i["ALL"] for i in items["items"] if i["NAME"] == "mix"}.pop().split(",")
-
-
-def wait_for(predicate, seconds: float = 10) -> bool:
-    import time
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_readiness_decides_who_is_an_endpoint(make_lab):

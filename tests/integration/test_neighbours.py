@@ -149,8 +149,9 @@ def test_clean_removes_leftovers_and_leaves_running_labs_alone():
         dead = record_lab(f"cd{os.getpid() % 100000}")
         ups = [labnet("up", lab_file(alive)), labnet("up", lab_file(dead))]
         dead_inodes = lab_inodes(dead)
-        pid = int(Path(f"/run/labnet/{dead}/agent.pid").read_text())
-        os.kill(pid, signal.SIGKILL)   # the dead lab's agent crashed
+        # the dead lab's agent crashed, and so did its supervisor (else it would be back)
+        for name in ("supervisor.pid", "agent.pid"):
+            os.kill(int(Path(f"/run/labnet/{dead}/{name}").read_text()), signal.SIGKILL)
         time.sleep(0.5)
         clean = labnet("clean")
         status = labnet("status", "--lab", alive)

@@ -259,8 +259,14 @@ def test_resync_after_a_change(tmp_path, make_lab):
     partial = {n: kernel_rules(lab, n) for n in ("node1", "node2")}
     import os
     import signal
-    os.kill(changed.state.agent_pid(), signal.SIGKILL)
-    assert changed.up().rules.keys() == {"node1", "node2"}
+    from labnet.agent import control
+    from tests.integration.conftest import wait_for
+
+    old_agent = changed.state.agent_pid()
+    os.kill(old_agent, signal.SIGKILL)  # its supervisor starts a new one, which syncs fully
+    assert wait_for(lambda: control.agent_alive(changed.state) not in (None, old_agent)
+                    and control.status(changed.state) is not None)
+    assert changed.up().rules == {}  # the restarted agent's full sync left nothing to do
     assert {n: kernel_rules(lab, n) for n in ("node1", "node2")} == partial
 
 
