@@ -18,15 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labnet.agent.podlog import CappedLog
 from labnet.agent.proxy import ProxyManager
 from labnet.agent.readiness import Readiness
-from labnet.agent.servers import EchoProtocol, HttpProtocol, PodIdentity
+from labnet.agent.servers import ConnectionCap, EchoProtocol, HttpProtocol, PodIdentity
 from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
 from labnet.kernel import nsexec, nsfs
 from labnet.names import log_file_name
 from labnet.plan import Plan, PlanPod
-from labnet.state import StateDir, make_private_dir, open_log
+from labnet.state import StateDir, make_private_dir
 
 RESTART_BACKOFF_MAX = 30.0
 WORKER_CHECK = 0.25   # how often dead kube-proxy workers are looked for
@@ -47,6 +48,7 @@ class Command:
     last_exit: int | None = None
     # nsexec's uid, gid, caps, privileged: the securityContext (unprivileged by default)
     privileges: dict = field(default_factory=lambda: dict(UNPRIVILEGED))
+    output: CappedLog | None = None
 
 
 @dataclass
@@ -154,9 +156,10 @@ class Agent:
         ident = PodIdentity(pod.namespace, pod.name, pod.ip, pod.node)
         if port.protocol == "UDP":
             return EchoProtocol
+        cap = ConnectionCap()  # per pod port
         if server == "dns" and port.name == "metrics":
-            return lambda: HttpProtocol(ident, self.dns.metrics)
-        return lambda: HttpProtocol(ident)
+            return lambda: HttpProtocol(ident, self.dns.metrics, cap)
+        return lambda: HttpProtocol(ident, cap=cap)
 
     async def start_pod(self, pod: PlanPod) -> PodRuntime:
         loop = asyncio.get_running_loop()
@@ -202,13 +205,18 @@ class Agent:
         argv = nsexec.command(cmd.netns, list(cmd.argv), etc, **cmd.privileges,
                               private_tmp=True, die_with_parent=True)
         try:
-            with open_log(cmd.log) as out:
-                cmd.process = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    close_fds=True, start_new_session=True)
+            if cmd.output is None:
+                cmd.output = CappedLog(cmd.log)
+            cmd.output.unfollow()  # the previous run's pipe
+            cmd.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                close_fds=True, start_new_session=True)
+            cmd.output.follow(os.dup(cmd.process.stdout.fileno()))
+            cmd.process.stdout.close()
         except OSError as exc:  # EMFILE, ENOMEM…: the supervisor retries it later
-            with contextlib.suppress(OSError), open_log(cmd.log) as out:
-                out.write(f"labnet: cannot start {cmd.argv[0]}: {exc}\n".encode())
+            if cmd.output is not None:
+                with contextlib.suppress(OSError):
+                    cmd.output.write(f"labnet: cannot start {cmd.argv[0]}: {exc}\n".encode())
             cmd.process = None
             cmd.last_exit = 127
         self.commands_changed = True
@@ -218,6 +226,8 @@ class Agent:
             server.close()
         for cmd in runtime.commands:
             terminate(cmd.process)
+            if cmd.output is not None:
+                cmd.output.close()
 
     async def watch_workers(self) -> None:
         """A kube-proxy worker that died is started again (its node's rules stay in the kernel

@@ -10,6 +10,7 @@ the endpoints of unready pods marked not ready, so kube-proxy's rules and DNS sk
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from dataclasses import dataclass, replace
 
@@ -59,9 +60,14 @@ def probe_once(node_netns: str, ip: str, check: dict) -> bool:
 
 
 class Readiness:
+    """kubelet's prober. `run` is called from the agent's executor threads (a reload's urgent
+    round and the periodic one may overlap): one round at a time, so no pod is probed twice at
+    once and its counters are never updated by two threads."""
+
     def __init__(self) -> None:
         self.pods: dict[str, PodState] = {}
         self.remote: set[str] = set()
+        self.lock = threading.Lock()
 
     def forget_missing(self, plan: Plan) -> None:
         current = {p.key: p.ip for p in plan.pods}
@@ -72,6 +78,10 @@ class Readiness:
         """Probe the pods that are due; with `urgent`, every pod that is not ready yet, now
         (a reload wants what answers to be an endpoint when it returns). True if any pod's
         readiness changed."""
+        with self.lock:
+            return self._run(plan, now, urgent, nodes)
+
+    def _run(self, plan: Plan, now: float | None, urgent: bool, nodes: set[str] | None) -> bool:
         now = time.monotonic() if now is None else now
         self.forget_missing(plan)
         self.remote = {p.key for p in plan.pods if nodes is not None and p.node not in nodes}

@@ -7,7 +7,27 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-MAX_REQUEST = 16384
+MAX_REQUEST = 16384       # request line + headers, as Go's net/http would start to refuse
+REQUEST_DEADLINE = 5.0    # for the whole request head: a half-sent request is dropped then
+MAX_CONNECTIONS = 256     # per pod port; at the cap the oldest unanswered one makes room
+
+
+class ConnectionCap:
+    """The connections of one pod port: bounded, oldest first out. A flood of half-open
+    connections then costs its sender its oldest ones, never a new client its answer."""
+
+    def __init__(self, limit: int = MAX_CONNECTIONS) -> None:
+        self.limit = limit
+        self.open: dict[HttpProtocol, None] = {}  # insertion-ordered: oldest first
+
+    def admit(self, conn: HttpProtocol) -> None:
+        while len(self.open) >= self.limit:
+            oldest = next(iter(self.open))
+            oldest.drop()
+        self.open[conn] = None
+
+    def leave(self, conn: HttpProtocol) -> None:
+        self.open.pop(conn, None)
 
 
 @dataclass(frozen=True)
@@ -34,16 +54,37 @@ def http_response(status: str, body: bytes, content_type: str, head: bool = Fals
 class HttpProtocol(asyncio.Protocol):
     """A one-request-per-connection HTTP/1.x responder, enough for curl and load tools."""
 
-    def __init__(self, pod: PodIdentity, body: Callable[[], bytes] | None = None) -> None:
+    def __init__(self, pod: PodIdentity, body: Callable[[], bytes] | None = None,
+                 cap: ConnectionCap | None = None) -> None:
         self.pod = pod
         self.body = body  # a fixed page (metrics) instead of who-am-I
+        self.cap = cap
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
+        self.deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.deadline = asyncio.get_running_loop().call_later(REQUEST_DEADLINE, self.drop)
+        if self.cap is not None:
+            self.cap.admit(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        if self.cap is not None:
+            self.cap.leave(self)
+
+    def drop(self) -> None:
+        """Too slow, or pushed out by newer connections: close without an answer."""
+        if self.cap is not None:
+            self.cap.leave(self)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
         self.buffer += data
         if b"\r\n\r\n" not in self.buffer and b"\n\n" not in self.buffer:
             if len(self.buffer) > MAX_REQUEST:
@@ -74,6 +115,10 @@ class HttpProtocol(asyncio.Protocol):
         return http_response("200 OK", body, kind, head=method == "HEAD")
 
     def reply(self, data: bytes) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        if self.cap is not None:
+            self.cap.leave(self)  # answered: no longer competes for a place
         if self.transport and not self.transport.is_closing():
             self.transport.write(data)
             self.transport.close()

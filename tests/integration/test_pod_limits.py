@@ -1,0 +1,109 @@
+"""Pods that hold against hostile neighbours: pod commands run unprivileged, a flood of
+half-open connections does not starve other clients, a chatty program cannot fill /run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from labnet.agent.podlog import LOG_MAX
+from labnet.agent.servers import MAX_CONNECTIONS, REQUEST_DEADLINE
+from labnet.names import log_file_name
+from tests.integration.conftest import wait_for
+
+LAB = """
+name: x
+nodes: 2
+manifests:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: web}
+    spec: {nodeName: node2, containers: [{name: c, ports: [{containerPort: 80}]}]}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: who}
+    spec:
+      containers:
+        - name: c
+          command: [/bin/sh, -c, "id -u; id -g; grep CapEff /proc/self/status; cat /run/labnet/LAB/desired.json >/dev/null 2>&1 && echo secrets-readable; touch /tmp/mine && ls /tmp; sleep 1000"]
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: chatty}
+    spec:
+      containers:
+        - {name: c, command: [/bin/sh, -c, "head -c 12000000 /dev/zero | tr '\\\\0' x; sleep 1000"]}
+  - {apiVersion: v1, kind: Pod, metadata: {name: client}, spec: {nodeName: node1, containers: [{name: c}]}}
+"""
+
+FLOOD = """
+import socket, sys, time
+target = (sys.argv[1], 80)
+held = []
+for _ in range(1000):          # connections that never send a request
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex(target)
+    held.append(s)
+time.sleep(0.5)
+start = time.monotonic()
+c = socket.create_connection(target, timeout=3)
+c.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+body = b""
+while chunk := c.recv(4096):
+    body += chunk
+took = round(time.monotonic() - start, 3)
+slow = socket.create_connection(target, timeout=10)
+slow.sendall(b"GET / HT")      # half a request: dropped at the deadline
+began = time.monotonic()
+try:
+    slow.recv(1)
+except OSError:
+    pass
+print(took, round(time.monotonic() - began, 1), body.split(b"\\r\\n")[0].decode(), flush=True)
+time.sleep(30)                 # still holding the flood while the test counts
+"""
+
+
+def make(make_lab):
+    lab = make_lab(up=False)
+    lab.path.write_text(LAB.replace("name: x", f"name: {lab.name}").replace("LAB", lab.name))
+    from labnet.lab import Lab
+
+    lab = Lab.load(lab.path)
+    lab.up()
+    return lab
+
+
+def test_pods_hold_against_their_neighbours(make_lab):
+    lab = make(make_lab)
+    logs = lab.state.logs_dir
+    who = logs / log_file_name("default", "who", "c")
+    assert wait_for(lambda: who.exists() and "mine" in who.read_text(), 5)
+    lines = who.read_text().split()
+    # nobody, no capabilities, cannot read the lab's state, a /tmp of its own
+    assert lines[:2] == ["65534", "65534"]
+    assert "CapEff:" in lines and lines[lines.index("CapEff:") + 1] == "0000000000000000"
+    assert "secrets-readable" not in lines and lines[-1] == "mine"
+    # 1,000 half-open connections to one pod: a new client is answered at once, the server
+    # keeps a bounded number of them (the oldest go), and half a request is dropped in time
+    web = lab.pod("web")
+    flood = subprocess.Popen([sys.executable, "-m", "labnet", "exec", "--lab", lab.name,
+                              "client", "--", sys.executable, "-c", FLOOD, web.ip],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        took, dropped_after, status = flood.stdout.readline().split(maxsplit=2)
+        held = lab.exec("web", ["ss", "-Htn", "state", "established"]).stdout.splitlines()
+    finally:
+        flood.kill()
+        flood.wait()
+    assert status.strip() == "HTTP/1.1 200 OK" and float(took) < 1.0, (took, status)
+    assert REQUEST_DEADLINE - 1 <= float(dropped_after) <= REQUEST_DEADLINE + 2
+    assert len(held) <= MAX_CONNECTIONS + 2, len(held)
+    # 12 MB of output: the log keeps at most two files of LOG_MAX
+    chatty = logs / log_file_name("default", "chatty", "c")
+    older = chatty.with_name(chatty.name + ".1")
+    assert wait_for(lambda: older.exists() and chatty.stat().st_size == 12000000 % LOG_MAX, 10)
+    assert older.stat().st_size == LOG_MAX
+    time.sleep(0.2)
+    assert lab.status()["healthy"]
