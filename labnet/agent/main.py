@@ -24,7 +24,7 @@ from labnet.agent.readiness import Readiness
 from labnet.agent.servers import ConnectionCap, EchoProtocol, HttpProtocol, PodIdentity
 from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
-from labnet.kernel import nsexec, nsfs
+from labnet.kernel import iptables, nsexec, nsfs
 from labnet.names import log_file_name
 from labnet.plan import Plan, PlanPod
 from labnet.state import StateDir, make_private_dir
@@ -224,6 +224,12 @@ class Agent:
     def stop_pod(self, runtime: PodRuntime) -> None:
         for server in runtime.servers:
             server.close()
+        if any(c.server == "dns" for c in runtime.pod.containers):
+            # Server.close() leaves accepted connections open: end them, and pending forwards
+            for conn in list(self.dns.connections):
+                conn.shut(abort=True)
+            for task in list(self.dns.tasks):
+                task.cancel()
         for cmd in runtime.commands:
             terminate(cmd.process)
             if cmd.output is not None:
@@ -338,6 +344,7 @@ class Agent:
             self.state.agent_socket.unlink()
         control = await asyncio.start_unix_server(self.handle, sock=control_socket(self.state))
         self.end_orphans()
+        iptables.prepare_workers()  # the workers' fork server loads while pods are set up
         first = await self.reload()
         if ready_fd is not None:
             os.write(ready_fd, b"ready " + json.dumps(first).encode() + b"\n")

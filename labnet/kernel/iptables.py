@@ -382,6 +382,15 @@ def _worker_context():
 _CONTEXT = None
 
 
+def prepare_workers() -> None:
+    """Start the fork server (and its python-iptables import) now, so that it overlaps with
+    whatever the caller does before the first sync."""
+    from multiprocessing import forkserver
+
+    _worker_context()
+    forkserver.ensure_running()
+
+
 class NodeWorker:
     """labnet's kube-proxy for one node: a process in the node's netns that keeps
     python-iptables and its entry templates between syncs, so a resync costs only the chains

@@ -259,6 +259,7 @@ def test_resync_after_a_change(tmp_path, make_lab):
     partial = {n: kernel_rules(lab, n) for n in ("node1", "node2")}
     import os
     import signal
+
     from labnet.agent import control
     from tests.integration.conftest import wait_for
 
