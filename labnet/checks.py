@@ -1,4 +1,12 @@
-"""Small, reusable validation helpers that collect problems instead of stopping at the first."""
+"""Small, reusable validation helpers that collect problems instead of stopping at the first.
+
+The rules are the Kubernetes API server's (pkg/apis/core/validation and
+k8s.io/apimachinery/pkg/util/validation): DNS-1123 labels and subdomains, DNS-1035 labels for
+Service names, IANA service names for named ports, qualified names for label keys, IP addresses
+that may not be special (ValidateNonSpecialIP). Where labnet hands a value to something stricter
+than the API server (the kernel, an HTTP request line, a command line), the check is that
+thing's, and the message says why.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +16,63 @@ import re
 from typing import Any
 
 from labnet.errors import SpecError, SpecErrors
-from labnet.yamlsrc import Located, where_of
+from labnet.yamlsrc import Located, one_line, where_of
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-IANA_SVC_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+IANA_SVC_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+HTTP_HEADER_NAME = re.compile(r"[-A-Za-z0-9]+")
+IPV4_SLOPPY = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)")
+CIDR_TEXT = re.compile(r"([^/]*)/([0-9]{1,2})")
+
+# Caps that keep a lab file from exhausting the machine (the kernel objects, the plan and the
+# agent grow with each of them). The API server has its own for EndpointSlices (below).
+MAX_NODES = 100
+MAX_PODS = 1000  # explicit pods and every Deployment's replicas together
+MAX_SERVICES = 1000
+MAX_OBJECTS = 5000  # manifests in one lab, v1 List items counted one by one
+MAX_PORTS = 100  # per Service and per pod (all its containers)
+MAX_CONTAINERS = 20  # per pod
+MAX_PLAN_POD_BYTES = 32 * 1024 * 1024  # the pods' share of the plan: templates x replicas
+MAX_ENDPOINTS = 20_000  # service endpoints over every port of every Service in the plan
+MAX_SLICE_ENDPOINTS, MAX_SLICE_ADDRESSES, MAX_SLICE_PORTS = 1000, 100, 100  # the API server's
+NODE_CIDR_MASK = (16, 28)  # nodeCIDRMaskSize: a /16 holds 65,534 pods, a /28 13
+MAX_NODE_CIDR_BITS = 16  # nodeCIDRMaskSize - podCIDR prefix (kube-controller-manager's limit)
+MIN_SERVICE_PREFIX = 12  # serviceCIDR at most a /12 (the API server's limit: 20 bits)
+MIN_CIDR_PREFIX = 8  # no network range wider than a /8
+MAX_ARG_BYTES = 131072 - 1  # one command-line argument (Linux's MAX_ARG_STRLEN, with its NUL)
+IFNAMSIZ = 16  # Linux: interface names are at most 15 bytes and a NUL
+
+# Ranges no lab address may be in (reported with the API server's words where it has them).
+SPECIAL_RANGES = (
+    (ipaddress.IPv4Network("0.0.0.0/8"), "the 'this network' range (0.0.0.0/8)"),
+    (ipaddress.IPv4Network("127.0.0.0/8"), "the loopback range (127.0.0.0/8)"),
+    (ipaddress.IPv4Network("169.254.0.0/16"), "the link-local range (169.254.0.0/16)"),
+    (ipaddress.IPv4Network("224.0.0.0/24"), "the link-local multicast range (224.0.0.0/24)"),
+    (ipaddress.IPv4Network("224.0.0.0/4"), "the multicast range (224.0.0.0/4)"),
+    (ipaddress.IPv4Network("240.0.0.0/4"), "the reserved range (240.0.0.0/4)"),
+)
+BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 class Problems:
-    """Collects every problem of one validation pass; `raise_if_any` reports them together."""
+    """Collects every problem of one validation pass; `raise_if_any` reports them together.
+    Each becomes exactly one line: characters that would break it (control characters, line
+    separators) are escaped, whatever a value held."""
 
     def __init__(self) -> None:
         self.errors: list[SpecError] = []
 
     def add(self, where: str, problem: str, hint: str = "") -> None:
-        self.errors.append(SpecError(where, problem, hint))
+        self.errors.append(SpecError(one_line(where, 500), one_line(problem),
+                                     one_line(hint, 500)))
 
     def extend(self, error: SpecError | SpecErrors) -> None:
-        self.errors.extend(error.errors if isinstance(error, SpecErrors) else [error])
+        for one in error.errors if isinstance(error, SpecErrors) else [error]:
+            self.add(one.where, one.problem, one.hint)
 
     def raise_if_any(self) -> None:
         if self.errors:
@@ -35,6 +80,12 @@ class Problems:
 
     def __bool__(self) -> bool:
         return bool(self.errors)
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A user's value for a message: its repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "…" + text[-3:]
 
 
 def check_fields(obj: Located, allowed: set[str], what: str, problems: Problems) -> None:
@@ -45,7 +96,7 @@ def check_fields(obj: Located, allowed: set[str], what: str, problems: Problems)
         near = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
         known = ", ".join(sorted(allowed))
         hint = f"did you mean {near[0]!r}?" if near else f"known fields: {known}"
-        problems.add(obj.where(key), f"unknown field {key!r} in {what}", hint)
+        problems.add(obj.where(key), f"unknown field {shown(key)} in {what}", hint)
 
 
 def type_name(value: Any) -> str:
@@ -62,14 +113,16 @@ def empty_map(source: str, line: int = 0) -> Located:
 
 def get_map(obj: Located, key: str, what: str, problems: Problems,
             required: bool = False) -> Located:
+    """obj[key] as a mapping; an empty one (located at obj, so that later problems still
+    have a line) when it is missing or wrong."""
     value = obj.get(key)
     if value is None:
         if required:
             problems.add(obj.where(), f"{what} is missing {key!r}")
-        return empty_map(obj.source)
+        return empty_map(obj.source, obj.line)
     if not isinstance(value, Located):
         problems.add(obj.where(key), f"{what}.{key} must be a mapping, not {type_name(value)}")
-        return empty_map(obj.source, obj.key_lines.get(key, 0))
+        return empty_map(obj.source, obj.key_lines.get(key, obj.line))
     return value
 
 
@@ -102,10 +155,22 @@ def get_int(obj: Located, key: str, what: str, problems: Problems, default: int 
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        problems.add(obj.where(key), f"{what}.{key} must be a whole number, not {value!r}")
+        problems.add(obj.where(key), f"{what}.{key} must be a whole number, not {shown(value)}")
         return default
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        problems.add(obj.where(key), f"{what}.{key} is {value}, outside {lo}..{hi}")
+        problems.add(obj.where(key), f"{what}.{key} is {shown(value)}, outside {lo}..{hi}")
+        return default
+    return value
+
+
+def get_bool(obj: Located, key: str, what: str, problems: Problems, default: bool = False
+             ) -> bool:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        problems.add(obj.where(key), f"{what}.{key} must be true or false, not "
+                     f"{shown(value)}")
         return default
     return value
 
@@ -125,28 +190,78 @@ def read_port(item: Any, where: str, number_key: str, fields: set[str], what: st
         return None
     protocol = get_str(item, "protocol", f"{what} port", problems, default="TCP")
     if protocol not in ("TCP", "UDP"):
-        problems.add(item.where("protocol"), f"{what}: protocol {protocol!r} is not supported",
-                     protocol_hint)
+        if protocol is not None:
+            problems.add(item.where("protocol"), f"{what}: protocol {shown(protocol)} is not "
+                         "supported", protocol_hint)
         return None
     return number, protocol
 
 
+# --- names -------------------------------------------------------------------------------
+
 def check_dns_label(name: Any, where: str, what: str, problems: Problems) -> bool:
-    if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.match(name):
-        problems.add(where, f"{what} {name!r} is not a valid DNS-1123 label",
+    if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.fullmatch(name):
+        problems.add(where, f"{what} {shown(name)} is not a valid DNS-1123 label",
                      "use at most 63 lower-case letters, digits and '-', starting and ending "
                      "with a letter or digit")
         return False
     return True
 
 
-def check_dns_subdomain(name: Any, where: str, what: str, problems: Problems) -> bool:
-    if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
-        problems.add(where, f"{what} {name!r} is not a valid DNS-1123 subdomain",
-                     "use lower-case letters, digits, '-' and '.', starting and ending with a "
-                     "letter or digit")
+def check_dns1035_label(name: Any, where: str, what: str, problems: Problems) -> bool:
+    """A Service's name (the API server's DNS-1035 label: it starts with a letter)."""
+    if not isinstance(name, str) or len(name) > 63 or not DNS1035_LABEL.fullmatch(name):
+        problems.add(where, f"{what} {shown(name)} is not a valid DNS-1035 label",
+                     "use at most 63 lower-case letters, digits and '-', starting with a "
+                     "letter and ending with a letter or digit")
         return False
     return True
+
+
+def check_dns_subdomain(name: Any, where: str, what: str, problems: Problems,
+                        label_limit: bool = False) -> bool:
+    """A DNS-1123 subdomain; `label_limit`: each label also at most 63 characters, as a name
+    that goes on the DNS wire must be (the API server checks only the whole length)."""
+    if (not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name)
+            or (label_limit and any(len(part) > 63 for part in name.split(".")))):
+        problems.add(where, f"{what} {shown(name)} is not a valid DNS-1123 subdomain",
+                     "use at most 253 lower-case letters, digits, '-' and '.', in labels of at "
+                     "most 63, each starting and ending with a letter or digit")
+        return False
+    return True
+
+
+def port_name_problem(name: Any) -> str | None:
+    """Why `name` is not an IANA service name (a container port's, a named targetPort), as the
+    API server's IsValidPortName says it."""
+    if not isinstance(name, str):
+        return f"must be a string, not {type_name(name)}"
+    if not 1 <= len(name) <= 15:
+        return "must be 1 to 15 characters"
+    if not re.fullmatch(r"[-a-z0-9]+", name):
+        return "must contain only lower-case letters, digits and '-'"
+    if not re.search(r"[a-z]", name):
+        return "must contain at least one letter"
+    if "--" in name:
+        return "must not contain consecutive '-'"
+    if name[0] == "-" or name[-1] == "-":
+        return "must not begin or end with '-'"
+    return None
+
+
+def qualified_name_problem(key: Any) -> str | None:
+    """Why `key` is not a qualified name ([prefix/]name: a label or annotation key)."""
+    if not isinstance(key, str):
+        return f"must be a string, not {type_name(key)}"
+    prefix, slash, name = key.rpartition("/")
+    if slash and "/" in prefix:
+        return "may hold at most one '/'"
+    if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix)):
+        return "its prefix (before '/') must be a DNS-1123 subdomain of at most 253 characters"
+    if not name or len(name) > 63 or not LABEL_NAME.fullmatch(name):
+        return ("its name must be at most 63 letters, digits, '-', '_' or '.', starting and "
+                "ending with a letter or digit")
+    return None
 
 
 def check_labels(labels: Any, where_obj: Any, what: str, problems: Problems) -> dict[str, str]:
@@ -158,21 +273,157 @@ def check_labels(labels: Any, where_obj: Any, what: str, problems: Problems) -> 
         return {}
     result: dict[str, str] = {}
     for key, value in labels.items():
-        where = where_of(labels, key)
-        name = str(key).rsplit("/", 1)[-1]
-        if not isinstance(key, str) or len(name) > 63 or not LABEL_NAME.match(name):
-            problems.add(where, f"{what}: {key!r} is not a valid label name")
+        where = where_of(labels, key, where_of(where_obj))
+        if (why := qualified_name_problem(key)) is not None:
+            problems.add(where, f"{what}: {shown(key)} is not a valid label name: {why}")
             continue
         if isinstance(value, bool) or value is None or not isinstance(value, (str, int, float)):
-            problems.add(where, f"{what}: the value of {key!r} must be a string",
+            problems.add(where, f"{what}: the value of {shown(key)} must be a string",
                          "quote it, e.g. \"true\"")
             continue
         text = str(value)
-        if len(text) > 63 or not LABEL_VALUE.match(text):
-            problems.add(where, f"{what}: {text!r} is not a valid label value")
+        if not check_label_value(text, where, what, problems):
             continue
         result[key] = text
     return result
+
+
+def check_label_value(text: str, where: str, what: str, problems: Problems) -> bool:
+    if len(text) > 63 or not LABEL_VALUE.fullmatch(text):
+        problems.add(where, f"{what}: {shown(text)} is not a valid label value",
+                     "use at most 63 letters, digits, '-', '_' or '.', starting and ending "
+                     "with a letter or digit")
+        return False
+    return True
+
+
+def check_annotations(annotations: Any, where_obj: Any, what: str, problems: Problems) -> None:
+    """Annotations: qualified keys, string values, at most 256 KiB together (the API
+    server's rules; labnet does not act on them)."""
+    if annotations is None:
+        return
+    if not isinstance(annotations, dict):
+        problems.add(where_of(where_obj), f"{what} must be a mapping of names to strings")
+        return
+    total = 0
+    for key, value in annotations.items():
+        where = where_of(annotations, key, where_of(where_obj))
+        if (why := qualified_name_problem(key)) is not None:
+            problems.add(where, f"{what}: {shown(key)} is not a valid annotation name: {why}")
+        elif not isinstance(value, str):
+            problems.add(where, f"{what}: the value of {shown(key)} must be a string, not "
+                         f"{type_name(value)}", "quote it")
+        else:
+            total += len(key) + len(value)
+    if total > 256 * 1024:
+        problems.add(where_of(annotations, fallback=where_of(where_obj)),
+                     f"{what} hold {total} bytes, more than 262144")
+
+
+def interface_name_problem(name: Any) -> str | None:
+    """Why `name` cannot be a Linux interface name (the kernel's dev_valid_name): at most 15
+    bytes, not '.' or '..', no '/', ':' or white space; nor control characters here."""
+    if not isinstance(name, str):
+        return f"must be a string, not {type_name(name)}"
+    raw = name.encode("utf-8", "surrogateescape")
+    if not raw:
+        return "must not be empty"
+    if len(raw) >= IFNAMSIZ:
+        return f"is {len(raw)} bytes: Linux interface names are at most {IFNAMSIZ - 1}"
+    if name in (".", ".."):
+        return "may not be '.' or '..'"
+    if any(b in b"/: \t\n\v\f\r\xa0" for b in raw) or not name.isprintable():
+        return "may not contain '/', ':', white space or control characters"
+    return None
+
+
+# --- text that reaches a command line, a request or a log ----------------------------------
+
+def bad_character(text: str, allow: str = "") -> str | None:
+    """The first character of `text` that is a control character (or a line or paragraph
+    separator) and not in `allow`, or None."""
+    if text.isprintable():
+        return None
+    for c in text:
+        if not c.isprintable() and c not in allow and (
+                c < " " or "\x7f" <= c <= "\x9f" or c in "\u2028\u2029"):
+            return c
+    return None
+
+
+def check_text(value: str, where: str, what: str, problems: Problems, allow: str = "",
+               why: str = "") -> bool:
+    """No control characters (except those in `allow`) in a string that goes to a command
+    line, an HTTP request or a log."""
+    bad = bad_character(value, allow)
+    if bad is not None:
+        problems.add(where, f"{what} {shown(value)} holds the control character "
+                     f"{shown(bad)}", why or "remove it")
+        return False
+    return True
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+def parse_ipv4(value: Any, sloppy: bool = False) -> ipaddress.IPv4Address | None:
+    """An IPv4 address in dotted-decimal form, or None. `sloppy` also takes octets with
+    leading zeros, read as decimal (the API server's ParseIPSloppy, for legacy fields)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return ipaddress.IPv4Address(value)
+    except ValueError:
+        pass
+    match = IPV4_SLOPPY.fullmatch(value) if sloppy else None
+    if match is None:
+        return None
+    octets = [o.lstrip("0") or "0" for o in match.groups()]
+    if any(len(o) > 3 or int(o) > 255 for o in octets):
+        return None
+    return ipaddress.IPv4Address(".".join(octets))
+
+
+def special_ip_problem(ip: ipaddress.IPv4Address) -> str | None:
+    """Why `ip` cannot be an endpoint, external IP, LoadBalancer IP or resolver: the API
+    server's ValidateNonSpecialIP (unspecified, loopback, link-local, link-local multicast),
+    and what no packet of the lab can reach (other multicast, reserved, broadcast)."""
+    if ip.is_unspecified:
+        return f"may not be unspecified ({ip})"
+    if ip == BROADCAST:
+        return "may not be the broadcast address (255.255.255.255)"
+    for net, name in SPECIAL_RANGES:
+        if ip in net:
+            return f"may not be in {name}"
+    return None
+
+
+def parse_address(value: Any, where: str, what: str, problems: Problems,
+                  unicast: bool = False, sloppy: bool = False) -> ipaddress.IPv4Address | None:
+    """An IPv4 address (`unicast`: one a packet can be sent to), or None after reporting."""
+    ip = parse_ipv4(value, sloppy)
+    if ip is None:
+        problems.add(where, f"{what} {shown(value)} is not a valid IPv4 address",
+                     "write it as four decimal numbers 0..255, e.g. 10.0.0.1")
+        return None
+    if unicast and (why := special_ip_problem(ip)) is not None:
+        problems.add(where, f"{what} {ip} {why}")
+        return None
+    return ip
+
+
+def parse_cidr(value: Any, strict: bool = True) -> ipaddress.IPv4Network:
+    """address/prefix (prefix 0..32; no netmask form); `strict`: no host bits set. Raises
+    ValueError saying why not."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {type_name(value)}")
+    match = CIDR_TEXT.fullmatch(value)
+    if match is None:
+        raise ValueError("it is not address/prefix")
+    if parse_ipv4(match.group(1)) is None:
+        raise ValueError(f"{shown(match.group(1))} is not a valid IPv4 address")
+    if int(match.group(2)) > 32 or (match.group(2).startswith("0") and match.group(2) != "0"):
+        raise ValueError(f"the prefix /{match.group(2)} is not 0..32")
+    return ipaddress.IPv4Network(value, strict=strict)
 
 
 def parse_network(value: Any, where: str, what: str, problems: Problems,
@@ -180,22 +431,20 @@ def parse_network(value: Any, where: str, what: str, problems: Problems,
     if value is None:
         return default
     try:
-        net = ipaddress.IPv4Network(str(value), strict=True)
+        net = parse_cidr(value)
     except ValueError as exc:
-        problems.add(where, f"{what} {value!r} is not a valid IPv4 CIDR: {exc}",
+        problems.add(where, f"{what} {shown(value)} is not a valid IPv4 CIDR: {exc}",
                      "write it as address/prefix with no host bits set, e.g. 172.16.0.0/16")
         return default
-    if net.is_loopback or net.is_multicast or net.is_link_local or net.is_unspecified:
-        problems.add(where, f"{what} {net} is a loopback, multicast, link-local or unspecified "
-                     "range", "use a private range such as 10.0.0.0/8, 172.16.0.0/12 or "
+    if net.prefixlen < MIN_CIDR_PREFIX:
+        problems.add(where, f"{what} {net} is wider than a /{MIN_CIDR_PREFIX}",
+                     "use a private range such as 10.0.0.0/8, 172.16.0.0/12 or "
                      "192.168.0.0/16")
+        return default
+    for special, name in SPECIAL_RANGES:
+        if net.overlaps(special):
+            problems.add(where, f"{what} {net} overlaps {name}",
+                         "use a private range such as 10.0.0.0/8, 172.16.0.0/12 or "
+                         "192.168.0.0/16")
+            return default
     return net
-
-
-def parse_address(value: Any, where: str, what: str, problems: Problems
-                  ) -> ipaddress.IPv4Address | None:
-    try:
-        return ipaddress.IPv4Address(str(value))
-    except ValueError:
-        problems.add(where, f"{what} {value!r} is not a valid IPv4 address")
-        return None

@@ -88,6 +88,12 @@ class PodTemplate:
     hostname: str = ""
     subdomain: str = ""
 
+    def runs_on(self, node_name: str, node_labels: dict[str, str]) -> bool:
+        """Whether the scheduler may put this pod on that node (nodeName, else nodeSelector)."""
+        if self.node_name:
+            return self.node_name == node_name
+        return all(node_labels.get(k) == v for k, v in self.node_selector.items())
+
 
 @dataclass(frozen=True)
 class PodSpec:

@@ -109,9 +109,13 @@ def pod_template_hash(template: object) -> str:
     return safe_encode(fnv32a(json.dumps(template, sort_keys=True, default=str).encode()))
 
 
-def replica_pod_name(deployment: str, template_hash: str, index: int, generation: int = 0) -> str:
-    """`<deployment>-<template-hash>-<5 chars>`, like a ReplicaSet's pods; stable per replica."""
-    seed = zlib.crc32(f"{deployment}/{template_hash}/{index}/{generation}".encode())
+def replica_pod_name(deployment: str, template_hash: str, index: int, generation: int = 0,
+                     attempt: int = 0) -> str:
+    """`<deployment>-<template-hash>-<5 chars>`, like a ReplicaSet's pods; stable per replica.
+    `attempt` > 0 draws another suffix for a name that is taken, as the ReplicaSet controller
+    draws again when the API server says a name exists (attempt 0 is the first draw)."""
+    identity = f"{deployment}/{template_hash}/{index}/{generation}"
+    seed = zlib.crc32((f"{identity}/{attempt}" if attempt else identity).encode())
     suffix = ""
     for _ in range(5):
         seed, digit = divmod(seed, len(SAFE_ALPHABET))

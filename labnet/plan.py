@@ -28,7 +28,7 @@ from labnet.names import (
     underlay_port_name,
 )
 from labnet.services_plan import PlanEndpoint, PlanService, PlanServicePort, plan_services
-from labnet.spec import FIRST_NODE_HOST
+from labnet.spec import node_address, node_pod_cidr
 
 PLAN_VERSION = 1
 UNDERLAY_BRIDGE = "br0"
@@ -170,7 +170,18 @@ class Plan:
 
 def expand_deployments(spec: LabSpec) -> list[PodSpec]:
     """Explicit pods, then each Deployment's replicas with ReplicaSet-style names."""
-    pods = list(spec.pods)
+    return [pod for pod, _ in _expand(spec)]
+
+
+def _expand(spec: LabSpec) -> list[tuple[PodSpec, tuple[str, int] | None]]:
+    """Every pod with the (Deployment key, replica index) it belongs to, or None.
+
+    A replica's name is drawn from its identity (deployment, template hash, index, generation);
+    when the name is taken already (a pod of the lab, or an earlier replica that drew the same
+    suffix: with 27^5 suffixes that happens among a few thousand replicas), it draws again, as
+    the ReplicaSet controller does. Deterministic: the same spec gives the same names."""
+    pods: list[tuple[PodSpec, tuple[str, int] | None]] = [(p, None) for p in spec.pods]
+    taken = {p.key for p in spec.pods}
     for dep in spec.deployments:
         template_hash = pod_template_hash(asdict(dep.template))
         labels = {**dep.template.labels, "pod-template-hash": template_hash}
@@ -179,36 +190,31 @@ def expand_deployments(spec: LabSpec) -> list[PodSpec]:
                                dep.template.subdomain)
         for index in range(dep.replicas):
             generation = spec.generations.get(f"{dep.namespace}/{dep.name}/{index}", 0)
-            name = replica_pod_name(dep.name, template_hash, index, generation)
-            pods.append(PodSpec(dep.namespace, name, template, f"Deployment/{dep.name}",
-                                dep.where))
+            attempt = 0
+            while True:
+                name = replica_pod_name(dep.name, template_hash, index, generation, attempt)
+                if f"{dep.namespace}/{name}" not in taken:
+                    break
+                attempt += 1
+            taken.add(f"{dep.namespace}/{name}")
+            pods.append((PodSpec(dep.namespace, name, template, f"Deployment/{dep.name}",
+                                 dep.where), (f"{dep.namespace}/{dep.name}", index)))
     return pods
 
 
 def replica_of(spec: LabSpec, namespace: str, pod: str) -> tuple[str, int] | None:
     """("<namespace>/<deployment>", replica index) of a Deployment's pod, or None."""
-    for dep in spec.deployments:
-        if dep.namespace != namespace:
-            continue
-        template_hash = pod_template_hash(asdict(dep.template))
-        for index in range(dep.replicas):
-            generation = spec.generations.get(f"{dep.namespace}/{dep.name}/{index}", 0)
-            if replica_pod_name(dep.name, template_hash, index, generation) == pod:
-                return f"{dep.namespace}/{dep.name}", index
+    for planned, replica in _expand(spec):
+        if replica is not None and planned.namespace == namespace and planned.name == pod:
+            return replica
     return None
 
 
 def node_networks(spec: LabSpec) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
     """(pod CIDR, underlay IP) of each node: node i gets slice i of podCIDR and host .10+i."""
     net = spec.network
-    size = 2 ** (32 - net.node_cidr_mask)
-    result = []
-    for index, node in enumerate(spec.nodes, start=1):
-        cidr = ipaddress.IPv4Network((int(net.pod_cidr.network_address) + index * size,
-                                      net.node_cidr_mask))
-        address = node.address or net.underlay_cidr.network_address + FIRST_NODE_HOST - 1 + index
-        result.append((cidr, address))
-    return result
+    return [(node_pod_cidr(net, index), node_address(net, node, index))
+            for index, node in enumerate(spec.nodes, start=1)]
 
 
 def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
@@ -254,9 +260,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
 
 
 def eligible(template: PodTemplate, node_labels: dict[str, str], node_name: str) -> bool:
-    if template.node_name:
-        return template.node_name == node_name
-    return all(node_labels.get(k) == v for k, v in template.node_selector.items())
+    return template.runs_on(node_name, node_labels)
 
 
 def schedule(spec: LabSpec, pods: list[PodSpec], previous: Plan | None,
@@ -270,18 +274,21 @@ def schedule(spec: LabSpec, pods: list[PodSpec], previous: Plan | None,
     cidrs = {n.name: cidr for n, (cidr, _) in zip(spec.nodes, node_networks(spec), strict=True)}
     labels = {n.name: n.labels for n in spec.nodes}
     before = {p.key: p for p in previous.pods} if previous else {}
-    free = {name: [ipaddress.IPv4Address(int(c.network_address) + i)
-                   for i in range(2, c.num_addresses - 1)] for name, c in cidrs.items()}
-    taken: dict[str, set] = {name: set() for name in cidrs}
+    # each node's pool: .2 up to the address below broadcast, as ints (never listed: a /16
+    # per node would be 65,534 addresses per node)
+    pools = {name: (int(c.network_address) + 2, int(c.broadcast_address) - 1)
+             for name, c in cidrs.items()}
+    taken: dict[str, set[int]] = {name: set() for name in cidrs}
     load: Counter = Counter()
     node_of: dict[str, str] = {}
     ip_of: dict[str, ipaddress.IPv4Address] = {}
     for pod in pods:  # first pass: keep what the running lab already has
         old = before.get(pod.key)
         if old and old.node in cidrs and eligible(pod.template, labels[old.node], old.node):
-            ip = ipaddress.IPv4Address(old.ip)
-            if ip in free[old.node] and ip not in taken[old.node]:
-                node_of[pod.key], ip_of[pod.key] = old.node, ip
+            ip = int(ipaddress.IPv4Address(old.ip))
+            first, last = pools[old.node]
+            if first <= ip <= last and ip not in taken[old.node]:
+                node_of[pod.key], ip_of[pod.key] = old.node, ipaddress.IPv4Address(ip)
                 taken[old.node].add(ip)
                 load[old.node] += 1
     order = sorted(range(len(pods)), key=lambda i: (not pods[i].template.node_name, i))
@@ -295,22 +302,36 @@ def schedule(spec: LabSpec, pods: list[PodSpec], previous: Plan | None,
             problems.add(pod.where, f"pod {pod.key}: no node can run it")
             continue
         node = min(candidates, key=lambda n: load[n])
-        pool = free[node]
-        last = ipaddress.IPv4Address(cursor[node]) if cursor and node in cursor else None
-        start = next((i for i, a in enumerate(pool) if last is not None and a > last), 0)
-        ip = next((a for a in pool[start:] + pool[:start] if a not in taken[node]), None)
+        last = (int(ipaddress.IPv4Address(cursor[node])) if cursor and node in cursor
+                else None)
+        ip = next_free(*pools[node], last, taken[node])
         if ip is not None and cursor is not None:
-            cursor[node] = str(ip)
+            cursor[node] = str(ipaddress.IPv4Address(ip))
         if ip is None:
+            first, end = pools[node]
             problems.add(pod.where, f"pod {pod.key}: node {node} is full: its pod CIDR "
-                         f"{cidrs[node]} holds {len(free[node])} pods",
+                         f"{cidrs[node]} holds {max(0, end - first + 1)} pods",
                          "use fewer pods, more nodes, or a shorter nodeCIDRMaskSize")
             continue
-        node_of[pod.key], ip_of[pod.key] = node, ip
+        node_of[pod.key], ip_of[pod.key] = node, ipaddress.IPv4Address(ip)
         taken[node].add(ip)
         load[node] += 1
     problems.raise_if_any()
     return [(pod, node_of[pod.key], ip_of[pod.key]) for pod in pods]
+
+
+def next_free(first: int, last: int, after: int | None, taken: set[int]) -> int | None:
+    """The first address of first..last after `after` (wrapping round) that is not taken, as
+    CNI's host-local IPAM hands them out. Probes at most len(taken) + 1 addresses."""
+    size = last - first + 1
+    if size <= 0:
+        return None
+    start = 0 if after is None or after >= last else max(0, after - first + 1)
+    for step in range(min(size, len(taken) + 1)):
+        candidate = first + (start + step) % size
+        if candidate not in taken:
+            return candidate
+    return None
 
 
 def name_pods(spec: LabSpec, placed: list, nodes: list[PlanNode]) -> list[PlanPod]:

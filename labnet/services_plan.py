@@ -11,8 +11,8 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
-from labnet.checks import Problems
-from labnet.model import LabSpec, ServiceSpec
+from labnet.checks import MAX_ENDPOINTS, Problems
+from labnet.model import EndpointSliceSpec, LabSpec, ServiceSpec
 from labnet.service_manifests import NODE_PORT_RANGE
 from labnet.spec import load_balancer_pool
 
@@ -71,9 +71,13 @@ def _probe(key: str, size: int) -> int:
 
 
 def _allocate(key: str, first: int, last: int, taken: set[int]) -> int | None:
+    """The first free value of first..last probing from a hash of `key`: at most
+    len(taken) + 1 probes, whatever the size of the range."""
     size = last - first + 1
+    if size <= 0:
+        return None
     start = _probe(key, size)
-    for step in range(size):
+    for step in range(min(size, len(taken) + 1)):
         candidate = first + (start + step) % size
         if candidate not in taken:
             return candidate
@@ -96,6 +100,12 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
     taken_lb = {int(ipaddress.IPv4Address(ip)) for ip in node_ips.values()}
     taken_lb |= {int(ipaddress.IPv4Address(s.load_balancer_ip)) for s in spec.services
                  if s.load_balancer_ip}
+    owners = {int(ipaddress.IPv4Address(ip)): ("the external host" if name == "external" else
+                                               f"node {name}") for name, ip in node_ips.items()}
+    slices: dict[tuple[str, str], list[EndpointSliceSpec]] = {}
+    for eps in spec.endpoint_slices:
+        slices.setdefault((eps.namespace, eps.service), []).append(eps)
+    budget = [MAX_ENDPOINTS]  # endpoints the plan may still hold, over every service port
     result = []
     for svc in spec.services:
         old = before.get(svc.key)
@@ -104,7 +114,8 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
             cluster_ip = ""
         elif not cluster_ip:
             kept = old.cluster_ip if old and old.cluster_ip not in ("", "None") else ""
-            if kept and int(ipaddress.IPv4Address(kept)) not in taken_ips:
+            if (kept and ipaddress.IPv4Address(kept) in cidr
+                    and int(ipaddress.IPv4Address(kept)) not in taken_ips):
                 value = int(ipaddress.IPv4Address(kept))
             else:
                 value = _allocate(svc.key, int(cidr.network_address) + 1,
@@ -114,6 +125,12 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
                 continue
             taken_ips.add(value)
             cluster_ip = str(ipaddress.IPv4Address(value))
+        if svc.load_balancer_ip and int(ipaddress.IPv4Address(svc.load_balancer_ip)) in owners:
+            owner = owners[int(ipaddress.IPv4Address(svc.load_balancer_ip))]
+            problems.add(svc.where, f"Service {svc.key}: loadBalancerIP {svc.load_balancer_ip} "
+                         f"is the underlay address of {owner}", "pick another, or leave it out")
+            continue
+        selected = selected_pods(svc, pods)
         ports = []
         old_ports = {(p.name, p.protocol): p for p in old.ports} if old else {}
         for port in svc.ports:
@@ -127,9 +144,16 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
                     node_port = _allocate(f"{svc.key}:{port.name}/{port.protocol}",
                                           *NODE_PORT_RANGE, taken) or 0
                 taken_ports.add((node_port, port.protocol))
+            endpoints = endpoints_of(spec, svc, port, selected,
+                                     slices.get((svc.namespace, svc.name), []), budget)
+            if endpoints is None:
+                problems.add(svc.where, f"Service {svc.key}: the lab's services reach more than "
+                             f"{MAX_ENDPOINTS} endpoints (pods x ports)",
+                             "labnet's cap: that many would exhaust the machine")
+                problems.raise_if_any()
             ports.append(PlanServicePort(port.name, port.protocol, port.port,
                                          str(port.target_port or port.port), node_port,
-                                         endpoints_of(spec, svc, port, pods)))
+                                         endpoints))
         health = svc.health_check_node_port
         if not health and svc.type == "LoadBalancer" and svc.external_traffic_local:
             health = (old.health_check_node_port if old and old.health_check_node_port else
@@ -142,8 +166,10 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
                 lb_ips = (svc.load_balancer_ip,)
             else:
                 kept = old.load_balancer_ips if old else ()
-                value = (int(ipaddress.IPv4Address(kept[0]))
-                         if kept and int(ipaddress.IPv4Address(kept[0])) not in taken_lb else
+                kept_value = int(ipaddress.IPv4Address(kept[0])) if kept else None
+                value = (kept_value if kept_value is not None
+                         and pool_first <= kept_value <= pool_last
+                         and kept_value not in taken_lb else
                          _allocate(svc.key, pool_first, pool_last, taken_lb))
                 if value is None:
                     problems.add(svc.where, f"Service {svc.key}: the LoadBalancer pool is full")
@@ -164,17 +190,23 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
     return result
 
 
-def endpoints_of(spec: LabSpec, svc: ServiceSpec, port, pods: list) -> tuple[PlanEndpoint, ...]:
+def selected_pods(svc: ServiceSpec, pods: list) -> list:
+    """The pods a Service's selector picks (none for an empty or absent selector)."""
+    if not svc.selector:  # an empty selector selects nothing for a Service
+        return []
+    return [pod for pod in pods if pod.namespace == svc.namespace and all(
+        pod.labels.get(k) == v for k, v in svc.selector.items())]
+
+
+def endpoints_of(spec: LabSpec, svc: ServiceSpec, port, selected: list,
+                 slices: list[EndpointSliceSpec], budget: list[int]
+                 ) -> tuple[PlanEndpoint, ...] | None:
     """The endpoints EndpointSlices would list for one service port, sorted as kube-proxy sorts
-    them (by the "ip:port" string)."""
+    them (by the "ip:port" string). `selected`: the pods the Service selects; `slices`: its
+    EndpointSlices. None when the plan's budget of endpoints (budget[0]) runs out."""
     found: dict[str, PlanEndpoint] = {}
     if svc.selector is not None:
-        if not svc.selector:  # an empty selector selects nothing for a Service
-            return ()
-        for pod in pods:
-            if pod.namespace != svc.namespace or any(
-                    pod.labels.get(k) != v for k, v in svc.selector.items()):
-                continue
+        for pod in selected:
             number = resolve_target_port(pod, port)
             if number:
                 # EndpointSlices carry a hostname only for pods that ask for this service as
@@ -183,13 +215,13 @@ def endpoints_of(spec: LabSpec, svc: ServiceSpec, port, pods: list) -> tuple[Pla
                 ep = PlanEndpoint(pod.ip, number, pod.node, pod=pod.key, hostname=hostname)
                 found[ep.address] = ep
     else:
-        for eps in spec.endpoint_slices:
-            if eps.namespace != svc.namespace or eps.service != svc.name:
-                continue
+        for eps in slices:
             numbers = [n for name, proto, n in eps.ports
                        if name == port.name and proto == port.protocol]
             for number in numbers:
                 for endpoint in eps.endpoints:
+                    if len(found) > budget[0]:
+                        return None
                     for ip in endpoint.addresses:
                         ep = PlanEndpoint(ip, number, endpoint.node_name, endpoint.ready,
                                           endpoint.serving, endpoint.terminating,
@@ -197,6 +229,9 @@ def endpoints_of(spec: LabSpec, svc: ServiceSpec, port, pods: list) -> tuple[Pla
                         current = found.get(ep.address)
                         if current is None or (current.terminating and not ep.terminating):
                             found[ep.address] = ep
+    budget[0] -= len(found)
+    if budget[0] < 0:
+        return None
     return tuple(found[k] for k in sorted(found))
 
 

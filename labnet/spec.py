@@ -7,11 +7,21 @@ before anything is built.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
 
 from labnet.checks import (
+    MAX_ENDPOINTS,
+    MAX_NODE_CIDR_BITS,
+    MAX_NODES,
+    MAX_OBJECTS,
+    MAX_PLAN_POD_BYTES,
+    MAX_PODS,
+    MAX_SERVICES,
+    MIN_SERVICE_PREFIX,
+    NODE_CIDR_MASK,
     Problems,
     check_dns_label,
     check_fields,
@@ -20,8 +30,11 @@ from labnet.checks import (
     get_list,
     get_map,
     get_str,
+    interface_name_problem,
     parse_address,
     parse_network,
+    shown,
+    type_name,
 )
 from labnet.errors import SpecError
 from labnet.manifests import Workloads, parse_manifest
@@ -40,7 +53,8 @@ from labnet.model import (
     ServiceSpec,
 )
 from labnet.names import lab_name_problem
-from labnet.yamlsrc import Located, load_documents, load_file, where_of
+from labnet.service_manifests import NODE_PORT_RANGE
+from labnet.yamlsrc import Located, load_documents, load_file, one_line, where_of
 
 LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns", "hosts"}
 HOST_FIELDS = {"name", "nodes", "interface", "address"}
@@ -54,6 +68,7 @@ VXLAN_FIELDS = {"vni", "port"}
 NODE_FIELDS = {"name", "labels", "address"}
 RESERVED_NODE_NAMES = {"underlay", "external"}
 FIRST_NODE_HOST = 11  # nodes are .11, .12, … on the underlay, as in the article
+MAX_UPSTREAMS = 15  # CoreDNS's forward plugin: at most 15 upstreams
 
 
 def default_lab_text() -> str:
@@ -71,41 +86,84 @@ def load_lab(path: str | Path | None) -> LabSpec:
     path = Path(path)
     if path.is_dir():
         raise SpecError(str(path), "is a directory, not a lab file", "give the lab's YAML file")
-    text_docs = load_file(path, "lab file")
-    return parse_lab_docs(text_docs, str(path), path.parent)
+    lines: list[int] = []
+    text_docs = load_file(path, "lab file", lines)
+    return parse_lab_docs(text_docs, str(path), path.parent, lines)
 
 
 def parse_lab_text(text: str, source: str, base: Path) -> LabSpec:
-    return parse_lab_docs(load_documents(text, source), source, base)
+    lines: list[int] = []
+    return parse_lab_docs(load_documents(text, source, lines), source, base, lines)
 
 
-def parse_lab_docs(docs: list, source: str, base: Path) -> LabSpec:
-    doc = lab_root(docs, source)
+def parse_lab_docs(docs: list, source: str, base: Path, lines: list[int] | None = None
+                   ) -> LabSpec:
+    doc = lab_root(docs, source, lines)
     problems = Problems()
     objects = lab_objects(doc, base, problems)
     return parse_lab(doc, objects, source, problems)
 
 
-def lab_root(docs: list, source: str) -> Located:
+def lab_root(docs: list, source: str, lines: list[int] | None = None) -> Located:
     if len(docs) != 1 or not isinstance(docs[0], Located):
-        raise SpecError(source, "a lab file must hold exactly one YAML mapping",
-                        "see examples/seed.yaml")
+        # the line of the second document, or of the one that is not a mapping
+        index = 1 if len(docs) > 1 else 0
+        line = lines[index] if lines and index < len(lines) else 1
+        what = (f"{len(docs)} YAML documents" if len(docs) > 1 else
+                "nothing" if not docs else type_name(docs[0]))
+        raise SpecError(f"{source}:{line}", "a lab file must hold exactly one YAML mapping, "
+                        f"not {what}", "see examples/seed.yaml")
     return docs[0]
 
 
 def lab_objects(doc: Located, base: Path, problems: Problems) -> list:
-    """Every manifest the lab file gives, inline and from manifestFiles, in order."""
-    objects = list(get_list(doc, "manifests", "the lab", problems))
+    """Every manifest the lab file gives, inline and from manifestFiles, in order. An entry
+    that cannot be a manifest is reported here, where its file and line are known."""
+    objects = []
+    inline = get_list(doc, "manifests", "the lab", problems)
+    for index, item in enumerate(inline):
+        if isinstance(item, Located):
+            objects.append(item)
+        else:
+            problems.add(where_of(inline, index, doc.where("manifests")), "a manifest must be "
+                         f"a mapping with apiVersion, kind and metadata, not {type_name(item)}")
     for index, item in enumerate(get_list(doc, "manifestFiles", "the lab", problems)):
-        where = doc["manifestFiles"].where(index)
-        if not isinstance(item, str):
-            problems.add(where, "manifestFiles entries must be paths (strings)")
+        where = where_of(doc["manifestFiles"], index, doc.where("manifestFiles"))
+        if not isinstance(item, str) or not item:
+            problems.add(where, "manifestFiles entries must be paths (non-empty strings)")
             continue
         try:
-            for path in manifest_paths(base / item, where):
-                objects += load_file(path, "manifest file")
+            paths = manifest_paths(base / item, where)
         except SpecError as exc:
             problems.extend(exc)
+            continue
+        except (OSError, ValueError) as exc:  # a path the OS refuses (too long, a NUL…)
+            problems.add(where, f"manifestFiles entry {shown(item)} cannot be read: "
+                         f"{one_line(str(exc), 200)}")
+            continue
+        for path in paths:
+            lines: list[int] = []
+            try:
+                docs = load_file(path, "manifest file", lines)
+            except SpecError as exc:
+                if exc.where == str(path):  # the file itself: say where the lab names it
+                    problems.add(where, f"{exc.where}: {exc.problem}", exc.hint)
+                else:  # a problem inside it, at its own file:line
+                    problems.extend(exc)
+                continue
+            for doc_item, line in zip(docs, lines, strict=True):
+                if isinstance(doc_item, Located):
+                    objects.append(doc_item)
+                else:
+                    problems.add(f"{path}:{line}", "a manifest must be a mapping with "
+                                 f"apiVersion, kind and metadata, not {type_name(doc_item)}")
+        if len(objects) > MAX_OBJECTS:
+            break
+    if len(objects) > MAX_OBJECTS:
+        problems.add(doc.where("manifestFiles" if "manifestFiles" in doc else "manifests"),
+                     f"more than {MAX_OBJECTS} manifests in one lab",
+                     "labnet's cap: a lab that big would exhaust the machine")
+        return objects[:MAX_OBJECTS]
     return objects
 
 
@@ -114,9 +172,10 @@ def parse_lab(doc: Located, objects: list, source: str, problems: Problems | Non
     """The lab's settings (`doc`: name, network, nodes, dns) with these manifests."""
     problems = problems or Problems()
     check_fields(doc, LAB_FIELDS, "the lab file", problems)
-    name = get_str(doc, "name", "the lab", problems, required=True) or "lab"
-    if (problem := lab_name_problem(name)) is not None:
+    name = get_str(doc, "name", "the lab", problems, required=True)
+    if name is not None and (problem := lab_name_problem(name)) is not None:
         problems.add(doc.where("name"), problem)
+    name = name or "lab"
     network = parse_network_section(get_map(doc, "network", "the lab", problems), problems)
     network = parse_dns_section(get_map(doc, "dns", "the lab", problems), network, problems)
     nodes = parse_nodes(doc, network, problems)
@@ -124,8 +183,18 @@ def parse_lab(doc: Located, objects: list, source: str, problems: Problems | Non
     workloads = Workloads()
     for item in objects:
         parse_manifest(item, where_of(item, fallback=source), workloads, problems)
-    add_cluster_dns(workloads, network)
+    count = (len(workloads.namespaces) + len(workloads.pods) + len(workloads.deployments)
+             + len(workloads.services) + len(workloads.endpoint_slices))
+    if count > MAX_OBJECTS:
+        problems.add(doc.where(), f"the lab holds {count} objects, more than {MAX_OBJECTS}",
+                     "labnet's cap: a lab that big would exhaust the machine")
+    # problems of the built-in cluster DNS (a node too full for its pod…) point at the lab
+    # file's dns section, or its top
+    add_cluster_dns(workloads, network, doc.where("dns") if "dns" in doc else doc.where())
     namespaces = check_workloads(workloads, nodes, problems)
+    if not problems:  # what the planner needs room for, once every object is sound
+        check_capacity(workloads, nodes, network, problems)
+        check_service_capacity(workloads, nodes, network, problems)
     check_services(workloads, network, namespaces, problems)
     problems.raise_if_any()
     return LabSpec(
@@ -141,33 +210,46 @@ def parse_hosts(doc: Located, nodes: list[NodeSpec], problems: Problems) -> list
     """`hosts:` spreads the nodes over machines; every node on exactly one host."""
     hosts: list[HostSpec] = []
     owner: dict[str, str] = {}
+    names: dict[str, str] = {}
     for index, item in enumerate(get_list(doc, "hosts", "the lab", problems)):
-        where = doc["hosts"].where(index)
+        where = where_of(doc["hosts"], index, doc.where("hosts"))
         if not isinstance(item, Located):
             problems.add(where, "each host must be a mapping with name and nodes")
             continue
         check_fields(item, HOST_FIELDS, "host", problems)
         name = get_str(item, "name", "host", problems, required=True) or "?"
         check_dns_label(name, item.where("name"), "host name", problems)
-        carried = [str(n) for n in get_list(item, "nodes", f"host {name}", problems)]
-        for node in carried:
+        if name in names:
+            problems.add(item.where("name"), f"duplicate host name {shown(name)}",
+                         f"first at {names[name]}")
+        names[name] = item.where("name")
+        carried = []
+        listed = get_list(item, "nodes", f"host {name}", problems)
+        for position, node in enumerate(listed):
+            if not isinstance(node, str):
+                problems.add(where_of(listed, position, item.where("nodes")), f"host {name}: "
+                             f"nodes must be node names, not {type_name(node)}")
+                continue
             if node in owner:
                 problems.add(item.where("nodes"), f"node {node} is on hosts {owner[node]} and "
                              f"{name}", "a node lives on one host")
             owner[node] = name
+            carried.append(node)
         address = ""
         if "address" in item:
             ip = parse_address(item["address"], item.where("address"), f"host {name} address",
-                               problems)
+                               problems, unicast=True)
             address = str(ip) if ip else ""
-        hosts.append(HostSpec(name, tuple(carried),
-                              get_str(item, "interface", f"host {name}", problems,
-                                      default="eth0") or "eth0", address))
+        interface = get_str(item, "interface", f"host {name}", problems, default="eth0")
+        if interface is not None and (why := interface_name_problem(interface)) is not None:
+            problems.add(item.where("interface"), f"host {name}: interface {shown(interface)} "
+                         f"{why}", "give the name of the host's network interface (ip link)")
+        hosts.append(HostSpec(name, tuple(carried), interface or "eth0", address))
     if hosts:
         known = {n.name for n in nodes}
         for node in sorted(set(owner) - known):
-            problems.add(doc.where("hosts"), f"hosts name node {node!r}, which is not a node of "
-                         "this lab", f"nodes are {', '.join(sorted(known))}")
+            problems.add(doc.where("hosts"), f"hosts name node {shown(node)}, which is not a "
+                         "node of this lab", f"nodes are {', '.join(sorted(known))}")
         for node in sorted(known - set(owner)):
             problems.add(doc.where("hosts"), f"node {node} is on no host",
                          "list every node under one of the hosts")
@@ -178,29 +260,40 @@ def parse_dns_section(dns: Located, network: NetworkSpec, problems: Problems) ->
     check_fields(dns, DNS_FIELDS, "dns", problems)
     ttl = get_int(dns, "ttl", "dns", problems, network.dns_ttl, 0, 3600)
     upstream = []
-    for index, ip in enumerate(get_list(dns, "upstream", "dns", problems)):
-        address = parse_address(ip, dns["upstream"].where(index), "dns.upstream entry",
-                                problems)
-        if address is not None:
+    servers = get_list(dns, "upstream", "dns", problems)
+    if len(servers) > MAX_UPSTREAMS:
+        problems.add(dns.where("upstream"), f"dns.upstream lists {len(servers)} resolvers, "
+                     f"more than {MAX_UPSTREAMS}", "CoreDNS's forward plugin takes at most 15")
+        servers = []
+    for index, ip in enumerate(servers):
+        where = where_of(servers, index, dns.where("upstream"))
+        address = parse_address(ip, where, "dns.upstream entry", problems, unicast=True)
+        if address is not None and address == network.cluster_dns:
+            problems.add(where, f"dns.upstream {address} is the cluster DNS itself",
+                         "it would forward to itself: give a resolver outside the cluster DNS")
+        elif address is not None:
             upstream.append(str(address))
     return replace(network, dns_ttl=ttl, dns_upstream=tuple(upstream))
 
 
-def add_cluster_dns(work: Workloads, network: NetworkSpec) -> None:
+def add_cluster_dns(work: Workloads, network: NetworkSpec, where: str = BUILTIN_DNS) -> None:
     """Every lab has kube-system/kube-dns at the cluster DNS IP, in front of a DNS pod labelled
     as CoreDNS's is (k8s-app: kube-dns), with CoreDNS's ports (reference §8, kubeadm)."""
     labels = {"k8s-app": "kube-dns"}
     ports = (ContainerPort(53, "UDP", "dns"), ContainerPort(53, "TCP", "dns-tcp"),
              ContainerPort(9153, "TCP", "metrics"))
     container = ContainerSpec("coredns", "labnet/dns (dnslib)", ports=ports, server="dns")
-    work.deployments.append(DeploymentSpec(
+    deployment = DeploymentSpec(
         "kube-system", "coredns", 1, LabelSelector(dict(labels)),
-        PodTemplate(dict(labels), (container,)), where=BUILTIN_DNS))
-    work.services.append(ServiceSpec(
+        PodTemplate(dict(labels), (container,)), where=where)
+    service = ServiceSpec(
         "kube-system", "kube-dns", selector=dict(labels),
         ports=(ServicePortSpec(53, "UDP", "dns", 53), ServicePortSpec(53, "TCP", "dns-tcp", 53),
                ServicePortSpec(9153, "TCP", "metrics", 9153)),
-        cluster_ip=str(network.cluster_dns), where=BUILTIN_DNS))
+        cluster_ip=str(network.cluster_dns), where=where)
+    work.deployments.append(deployment)
+    work.services.append(service)
+    work.builtin = (deployment, service)
 
 
 def manifest_paths(path: Path, where: str) -> list[Path]:
@@ -208,7 +301,7 @@ def manifest_paths(path: Path, where: str) -> list[Path]:
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
         if not found:
-            raise SpecError(where, f"directory {path} holds no .yaml or .yml files")
+            raise SpecError(where, one_line(f"directory {path} holds no .yaml or .yml files"))
         return found
     return [path]
 
@@ -223,10 +316,20 @@ def parse_network_section(net: Located, problems: Problems) -> NetworkSpec:
     underlay = cidr("underlayCIDR", default.underlay_cidr)
     pods = cidr("podCIDR", default.pod_cidr)
     services = cidr("serviceCIDR", default.service_cidr)
-    mask = get_int(net, "nodeCIDRMaskSize", "network", problems, default.node_cidr_mask, 8, 28)
-    if mask < pods.prefixlen:
-        problems.add(net.where("nodeCIDRMaskSize"), f"network.nodeCIDRMaskSize /{mask} is larger "
-                     f"than podCIDR {pods}", "each node gets a slice of podCIDR: use a longer mask")
+    mask = get_int(net, "nodeCIDRMaskSize", "network", problems, default.node_cidr_mask,
+                   *NODE_CIDR_MASK)
+    if mask <= pods.prefixlen:
+        problems.add(net.where("nodeCIDRMaskSize"), f"network.nodeCIDRMaskSize /{mask} is not "
+                     f"smaller than podCIDR {pods}",
+                     "each node gets a slice of podCIDR: use a longer mask")
+    elif mask - pods.prefixlen > MAX_NODE_CIDR_BITS:
+        problems.add(net.where("nodeCIDRMaskSize"), f"network.nodeCIDRMaskSize /{mask} splits "
+                     f"podCIDR {pods} into 2^{mask - pods.prefixlen} slices, more than "
+                     f"2^{MAX_NODE_CIDR_BITS}", "kube-controller-manager's limit: use a "
+                     "smaller podCIDR or a shorter mask")
+    if services.prefixlen < MIN_SERVICE_PREFIX:
+        problems.add(net.where("serviceCIDR"), f"network.serviceCIDR {services} is larger than "
+                     f"a /{MIN_SERVICE_PREFIX}", "the API server's limit: use a /12 or smaller")
     named = {"underlayCIDR": underlay, "podCIDR": pods, "serviceCIDR": services}
     keys = list(named)
     for i, a in enumerate(keys):
@@ -246,8 +349,12 @@ def parse_network_section(net: Located, problems: Problems) -> NetworkSpec:
                      f"of serviceCIDR {services}", "pick an address inside serviceCIDR")
     domain = get_str(net, "clusterDomain", "network", problems, default=default.cluster_domain)
     labels = (domain or "").rstrip(".").split(".")
-    if not domain or not all(check_dns_label(x, net.where("clusterDomain"),
-                                             "clusterDomain part", problems) for x in labels):
+    if domain is not None and len(domain.rstrip(".")) > 200:
+        problems.add(net.where("clusterDomain"), f"network.clusterDomain {shown(domain)} is "
+                     "longer than 200 characters", "names under it must fit in 253")
+        domain = default.cluster_domain
+    elif not domain or not all(check_dns_label(x, net.where("clusterDomain"),
+                                               "clusterDomain part", problems) for x in labels):
         domain = default.cluster_domain
     vxlan = get_map(net, "vxlan", "network", problems)
     check_fields(vxlan, VXLAN_FIELDS, "network.vxlan", problems)
@@ -277,7 +384,35 @@ def max_nodes(network: NetworkSpec) -> int:
     by_pods = 2 ** (network.node_cidr_mask - network.pod_cidr.prefixlen) - 1
     pool_start, _ = load_balancer_pool(network.underlay_cidr)
     by_underlay = pool_start - int(network.underlay_cidr.network_address) - FIRST_NODE_HOST
-    return max(0, min(by_pods, by_underlay))
+    return max(0, min(by_pods, by_underlay, MAX_NODES))
+
+
+def nodes_hint(network: NetworkSpec) -> str:
+    if max_nodes(network) == MAX_NODES:
+        return f"labnet's cap is {MAX_NODES} nodes: more would exhaust the machine"
+    return "the pod CIDR and underlay fit that many nodes"
+
+
+def node_pod_cidr(network: NetworkSpec, index: int) -> ipaddress.IPv4Network:
+    """Node `index` (1-based) gets slice `index` of podCIDR."""
+    size = 2 ** (32 - network.node_cidr_mask)
+    return ipaddress.IPv4Network((int(network.pod_cidr.network_address) + index * size,
+                                  network.node_cidr_mask))
+
+
+def node_address(network: NetworkSpec, node: NodeSpec, index: int) -> ipaddress.IPv4Address:
+    """A node's underlay address: the one it names, else host .10 + index."""
+    return node.address or network.underlay_cidr.network_address + FIRST_NODE_HOST - 1 + index
+
+
+def external_address(network: NetworkSpec) -> ipaddress.IPv4Address:
+    """The `external` host: the address below the underlay's broadcast."""
+    return network.underlay_cidr.broadcast_address - 1
+
+
+def pods_per_node(network: NetworkSpec) -> int:
+    """Pod addresses of a node's slice: all but network, gateway (.1) and broadcast."""
+    return 2 ** (32 - network.node_cidr_mask) - 3
 
 
 def parse_nodes(doc: Located, network: NetworkSpec, problems: Problems) -> list[NodeSpec]:
@@ -287,15 +422,22 @@ def parse_nodes(doc: Located, network: NetworkSpec, problems: Problems) -> list[
     if isinstance(raw, int) and not isinstance(raw, bool):
         if not 1 <= raw <= limit:
             problems.add(doc.where("nodes"), f"nodes: {raw} is not between 1 and {limit}",
-                         "the pod CIDR and underlay fit that many nodes")
+                         nodes_hint(network))
             return []
         return [NodeSpec(f"node{i}", where=doc.where("nodes")) for i in range(1, raw + 1)]
     if not isinstance(raw, list) or not raw:
         problems.add(doc.where("nodes"), "nodes must be a count or a non-empty list of names")
         return []
+    if len(raw) > limit:
+        problems.add(doc.where("nodes"), f"{len(raw)} nodes do not fit: podCIDR "
+                     f"{network.pod_cidr} split into /{network.node_cidr_mask} slices and "
+                     f"underlayCIDR {network.underlay_cidr} allow {limit}",
+                     nodes_hint(network) if limit == MAX_NODES else
+                     "widen podCIDR or underlayCIDR, or use fewer nodes")
+        return []
     seen: dict[str, str] = {}
     for index, item in enumerate(raw):
-        where = raw.where(index)
+        where = where_of(raw, index, doc.where("nodes"))
         if isinstance(item, Located):
             check_fields(item, NODE_FIELDS, "node", problems)
             name = get_str(item, "name", "node", problems, required=True)
@@ -311,7 +453,12 @@ def parse_nodes(doc: Located, network: NetworkSpec, problems: Problems) -> list[
                                  f"host of underlayCIDR {network.underlay_cidr}")
         else:
             name, labels, address = item, {}, None
-        if not isinstance(name, str) or not check_dns_label(name, where, "node name", problems):
+        if not isinstance(name, str):
+            if not isinstance(item, Located):
+                problems.add(where, "each node must be a name or a mapping with name, not "
+                             f"{type_name(item)}")
+            continue
+        if not check_dns_label(name, where, "node name", problems):
             continue
         if name in RESERVED_NODE_NAMES:
             problems.add(where, f"node name {name!r} is reserved for the lab's own namespaces",
@@ -322,16 +469,19 @@ def parse_nodes(doc: Located, network: NetworkSpec, problems: Problems) -> list[
         seen[name] = where
         labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **labels}
         nodes.append(NodeSpec(name, labels, address, where))
-    if len(nodes) > limit:
-        problems.add(doc.where("nodes"), f"{len(nodes)} nodes do not fit: podCIDR "
-                     f"{network.pod_cidr} split into /{network.node_cidr_mask} slices and "
-                     f"underlayCIDR {network.underlay_cidr} allow {limit}",
-                     "widen podCIDR or underlayCIDR, or use fewer nodes")
+    used = {external_address(network): "the external host"}
+    for index, node in enumerate(nodes, start=1):
+        address = node_address(network, node, index)
+        if address in used:
+            problems.add(node.where, f"node {node.name}: underlay address {address} is already "
+                         f"used by {used[address]}", "pick another address")
+        used[address] = f"node {node.name}"
     return nodes
 
 
 def check_workloads(work: Workloads, nodes: list[NodeSpec], problems: Problems) -> tuple[str, ...]:
-    """Cross-object checks: duplicates, namespaces that exist, nodes that exist."""
+    """Cross-object checks: duplicates, namespaces that exist, nodes that exist, and the caps on
+    how many pods (and how much of them) a lab may hold."""
     namespaces = list(DEFAULT_NAMESPACES)
     for name, where in work.namespaces:
         if name in namespaces:
@@ -340,10 +490,18 @@ def check_workloads(work: Workloads, nodes: list[NodeSpec], problems: Problems) 
             continue
         namespaces.append(name)
     node_names = {n.name for n in nodes}
+    builtin = work.builtin[0] if work.builtin else None
     seen: dict[str, str] = {}
     objects = [("Pod", p) for p in work.pods] + [("Deployment", d) for d in work.deployments]
+    pods = plan_bytes = 0
+    capped = False
     for kind, obj in objects:
         key = f"{kind} {obj.namespace}/{obj.name}"
+        if obj is builtin:
+            if key in seen:
+                problems.add(seen[key], f"{key} is labnet's cluster DNS",
+                             "every lab has it: give your Deployment another name")
+            continue
         if key in seen:
             problems.add(obj.where, f"duplicate {key}", f"first at {seen[key]}")
         seen[key] = obj.where
@@ -359,7 +517,124 @@ def check_workloads(work: Workloads, nodes: list[NodeSpec], problems: Problems) 
                 for n in nodes):
             problems.add(obj.where, f"{key}: no node matches nodeSelector "
                          f"{template.node_selector}", "label a node in the lab file's nodes list")
+        count = obj.replicas if kind == "Deployment" else 1
+        pods += count
+        plan_bytes += count * len(json.dumps(asdict(template), default=str))
+        if capped:
+            continue
+        if pods > MAX_PODS:
+            capped = True
+            problems.add(obj.where, f"{key}: the lab's pods (bare pods and replicas) reach "
+                         f"{pods}, more than {MAX_PODS}",
+                         "labnet's cap: that many pods would exhaust the machine")
+        elif plan_bytes > MAX_PLAN_POD_BYTES:
+            capped = True
+            problems.add(obj.where, f"{key}: the lab's pods (templates x replicas) reach "
+                         f"{plan_bytes // (1024 * 1024)} MiB of plan, more than "
+                         f"{MAX_PLAN_POD_BYTES // (1024 * 1024)} MiB",
+                         "labnet's cap: shorten commands, labels or env, or use fewer replicas")
     return tuple(namespaces)
+
+
+def check_capacity(work: Workloads, nodes: list[NodeSpec], network: NetworkSpec,
+                   problems: Problems) -> None:
+    """Whether every pod finds room, placed as the planner places them on a new lab: pods with
+    a nodeName first, then in order, each on the eligible node with the fewest pods."""
+    if not nodes:
+        return
+    room = pods_per_node(network)
+    load = {n.name: 0 for n in nodes}
+    index = {n.name: i for i, n in enumerate(nodes, start=1)}
+    groups = [(p, 1, "Pod") for p in work.pods]
+    groups += [(d, d.replicas, "Deployment") for d in work.deployments]
+    groups.sort(key=lambda g: not g[0].template.node_name)  # stable: in order otherwise
+    for obj, count, kind in groups:
+        candidates = [n.name for n in nodes if obj.template.runs_on(n.name, n.labels)]
+        for _ in range(count if candidates else 0):
+            node = min(candidates, key=lambda n: load[n])
+            if load[node] >= room:
+                problems.add(obj.where, f"{kind} {obj.namespace}/{obj.name}: node {node} is "
+                             f"full: its pod CIDR {node_pod_cidr(network, index[node])} holds "
+                             f"{room} pods",
+                             "use fewer pods, more nodes, or a shorter nodeCIDRMaskSize")
+                break
+            load[node] += 1
+
+
+def check_service_capacity(work: Workloads, nodes: list[NodeSpec], network: NetworkSpec,
+                           problems: Problems) -> None:
+    """Whether the planner finds a ClusterIP, a LoadBalancer IP and node ports for every
+    Service that needs one, and the endpoints stay under MAX_ENDPOINTS (counted from above:
+    every selected pod on every port)."""
+    cidr = network.service_cidr
+    taken_ips = {network.cluster_dns} | {ipaddress.IPv4Address(s.cluster_ip)
+                                         for s in work.services
+                                         if s.cluster_ip not in ("", "None")}
+    free_ips = cidr.num_addresses - 2 - len(taken_ips)
+    node_ips = {node_address(network, n, i) for i, n in enumerate(nodes, start=1)}
+    owners = {node_address(network, n, i): f"node {n.name}" for i, n in enumerate(nodes, 1)}
+    owners[external_address(network)] = "the external host"
+    first, last = load_balancer_pool(network.underlay_cidr)
+    taken_lb = node_ips | {ipaddress.IPv4Address(s.load_balancer_ip) for s in work.services
+                           if s.load_balancer_ip}
+    free_lb = last - first + 1 - sum(1 for ip in taken_lb if first <= int(ip) <= last)
+    ports_room = NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1
+    explicit: dict[str, set[int]] = {"TCP": set(), "UDP": set()}
+    for svc in work.services:
+        for port in svc.ports:
+            if port.node_port:
+                explicit[port.protocol].add(port.node_port)
+        if svc.health_check_node_port:
+            explicit["TCP"].add(svc.health_check_node_port)
+    free_ports = {proto: ports_room - len(used) for proto, used in explicit.items()}
+    weights: dict[str, list[tuple[dict[str, str], int]]] = {}
+    for obj in [*work.pods, *work.deployments]:
+        count = obj.replicas if isinstance(obj, DeploymentSpec) else 1
+        weights.setdefault(obj.namespace, []).append((obj.template.labels, count))
+    slices: dict[tuple[str, str], int] = {}
+    for eps in work.endpoint_slices:
+        size = sum(len(e.addresses) for e in eps.endpoints) * len(eps.ports)
+        slices[(eps.namespace, eps.service)] = slices.get((eps.namespace, eps.service), 0) + size
+    endpoints = 0
+    for svc in work.services:
+        key = f"Service {svc.key}"
+        if svc.type != "ExternalName" and not svc.cluster_ip:
+            free_ips -= 1
+            if free_ips == -1:
+                problems.add(svc.where, f"{key}: serviceCIDR {cidr} is full",
+                             "widen serviceCIDR, or use fewer Services")
+        lb_ip = ipaddress.IPv4Address(svc.load_balancer_ip) if svc.load_balancer_ip else None
+        if lb_ip in owners:
+            problems.add(svc.where, f"{key}: loadBalancerIP {lb_ip} is the underlay address of "
+                         f"{owners[lb_ip]}", "pick another, or leave it out")
+        elif svc.type == "LoadBalancer" and not svc.load_balancer_ip:
+            free_lb -= 1
+            if free_lb == -1:
+                problems.add(svc.where, f"{key}: the LoadBalancer pool (the top quarter of "
+                             f"underlayCIDR {network.underlay_cidr}) is full",
+                             "widen underlayCIDR, or use fewer LoadBalancer Services")
+        wanted = [p.protocol for p in svc.ports if not p.node_port
+                  and svc.type in ("NodePort", "LoadBalancer")]
+        if (svc.type == "LoadBalancer" and svc.external_traffic_local
+                and not svc.health_check_node_port):
+            wanted.append("TCP")
+        for protocol in wanted:
+            free_ports[protocol] -= 1
+            if free_ports[protocol] == -1:
+                problems.add(svc.where, f"{key}: no {protocol} node port is left in "
+                             f"{NODE_PORT_RANGE[0]}..{NODE_PORT_RANGE[1]}",
+                             "use fewer NodePort and LoadBalancer ports")
+        if svc.selector:
+            selected = sum(count for labels, count in weights.get(svc.namespace, ())
+                           if all(labels.get(k) == v for k, v in svc.selector.items()))
+            endpoints += selected * len(svc.ports)
+        elif svc.selector is None:
+            endpoints += slices.get((svc.namespace, svc.name), 0)
+        if endpoints > MAX_ENDPOINTS:
+            problems.add(svc.where, f"{key}: the lab's services reach up to {endpoints} "
+                         f"endpoints (selected pods x ports), more than {MAX_ENDPOINTS}",
+                         "labnet's cap: that many would exhaust the machine")
+            endpoints = -(10**9)  # once
 
 
 def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str, ...],
@@ -368,15 +643,22 @@ def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str,
     cluster_ips: dict[str, str] = {str(network.cluster_dns): "the cluster DNS service"}
     node_ports: dict[tuple[int, str], str] = {}
     seen: dict[str, str] = {}
-    templates = [(p.namespace, p.template) for p in work.pods]
-    templates += [(d.namespace, d.template) for d in work.deployments]
+    templates: dict[str, list[PodTemplate]] = {}
+    for obj in [*work.pods, *work.deployments]:
+        templates.setdefault(obj.namespace, []).append(obj.template)
+    builtin = work.builtin[1] if work.builtin else None
+    user_services = [svc for svc in work.services if svc is not builtin]
+    if len(user_services) > MAX_SERVICES:
+        problems.add(user_services[MAX_SERVICES].where, f"the lab holds {len(user_services)} "
+                     f"Services, more than {MAX_SERVICES}",
+                     "labnet's cap: that many would exhaust the machine")
     by_key = {}
     for svc in work.services:
         key = svc.key
         by_key[key] = svc
-        if key in seen:
+        if key in seen and svc is not builtin:
             problems.add(svc.where, f"duplicate Service {key}", f"first at {seen[key]}")
-        if key == "kube-system/kube-dns" and svc.where != BUILTIN_DNS:
+        if key == "kube-system/kube-dns" and svc is not builtin:
             problems.add(svc.where, "Service kube-system/kube-dns is labnet's cluster DNS",
                          "every lab has it: give your Service another name")
         seen[key] = svc.where
@@ -389,10 +671,11 @@ def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str,
             if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
                 problems.add(svc.where, f"Service {key}: clusterIP {ip} is not a usable address "
                              f"of serviceCIDR {cidr}", "pick one inside it, or leave it out")
-            elif svc.cluster_ip in cluster_ips and svc.where != BUILTIN_DNS:
+            elif svc.cluster_ip in cluster_ips and svc is not builtin:
                 problems.add(svc.where, f"Service {key}: clusterIP {ip} is already taken by "
                              f"{cluster_ips[svc.cluster_ip]}", "pick another, or leave it out")
             cluster_ips[svc.cluster_ip] = f"Service {key}"
+        selected = None
         for port in svc.ports:
             if port.node_port:
                 taken = node_ports.get((port.node_port, port.protocol))
@@ -402,8 +685,9 @@ def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str,
                                  "pick another, or leave it out")
                 node_ports[(port.node_port, port.protocol)] = f"Service {key}"
             if isinstance(port.target_port, str) and svc.selector:
-                selected = [t for ns, t in templates if ns == svc.namespace
-                            and all(t.labels.get(k) == v for k, v in svc.selector.items())]
+                if selected is None:  # once per Service, not per port
+                    selected = [t for t in templates.get(svc.namespace, ())
+                                if all(t.labels.get(k) == v for k, v in svc.selector.items())]
                 declared = {p.name for t in selected for c in t.containers for p in c.ports
                             if p.protocol == port.protocol}
                 if selected and port.target_port not in declared:
