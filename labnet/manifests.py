@@ -48,6 +48,7 @@ from labnet.model import (
     Probe,
     ServiceSpec,
 )
+from labnet.security import parse_security
 from labnet.service_manifests import parse_endpoint_slice, parse_service
 from labnet.yamlsrc import Located, one_line, where_of
 
@@ -208,7 +209,7 @@ def parse_pod_spec(spec: Located, labels: dict[str, str], what: str,
         if not isinstance(item, Located):
             problems.add(where, f"{what}: each container must be a mapping")
             continue
-        container = parse_container(item, what, seen_ports, port_names, problems)
+        container = parse_container(item, what, seen_ports, port_names, problems, spec)
         if container.name in container_names:
             problems.add(where, f"{what}: duplicate container name {container.name!r}")
         container_names.add(container.name)
@@ -277,7 +278,7 @@ def check_env(item: Located, what: str, problems: Problems) -> None:
 
 
 def parse_container(item: Located, pod: str, seen_ports: dict, port_names: set,
-                    problems: Problems) -> ContainerSpec:
+                    problems: Problems, spec: Located | None = None) -> ContainerSpec:
     name = get_str(item, "name", f"{pod} container", problems, required=True)
     if name is not None:
         check_dns_label(name, item.where("name"), "container name", problems)
@@ -324,7 +325,9 @@ def parse_container(item: Located, pod: str, seen_ports: dict, port_names: set,
     for key in ("livenessProbe", "startupProbe"):  # not acted on, but checked as the API does
         if item.get(key) is not None:
             check_probe(get_map(item, key, what, problems), key, ports, what, problems)
-    return ContainerSpec(name, image, command, args, tuple(ports), readiness=readiness)
+    security = parse_security(spec if spec is not None else Located(), item, what, problems)
+    return ContainerSpec(name, image, command, args, tuple(ports), readiness=readiness,
+                         security=security.as_dict() if command else None)
 
 
 def probe_port(action: Located, ports: list[ContainerPort], what: str,

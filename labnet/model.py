@@ -72,6 +72,7 @@ class ContainerSpec:
     ports: tuple[ContainerPort, ...] = ()
     server: str = ""  # labnet's built-in server for this container: "" (who-am-I), "dns"
     readiness: Probe | None = None
+    security: dict | None = None  # a command's user and capabilities (labnet.security)
 
     @property
     def argv(self) -> tuple[str, ...]:

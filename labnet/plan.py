@@ -50,6 +50,7 @@ class PlanContainer:
     ports: tuple[PlanPort, ...] = ()
     server: str = ""
     readiness: dict | None = None  # Probe fields: kind, port, path, period, …
+    security: dict | None = None  # a command's uid, gid, caps, privileged (labnet.security)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class Plan:
             PlanPod(**{**p, "containers": tuple(
                 PlanContainer(c["name"], tuple(c["argv"]),
                               tuple(PlanPort(**port) for port in c["ports"]), c.get("server", ""),
-                              c.get("readiness"))
+                              c.get("readiness"), c.get("security"))
                 for c in p["containers"])})
             for p in data.pop("pods")
         )
@@ -183,7 +184,7 @@ def _expand(spec: LabSpec) -> list[tuple[PodSpec, tuple[str, int] | None]]:
     pods: list[tuple[PodSpec, tuple[str, int] | None]] = [(p, None) for p in spec.pods]
     taken = {p.key for p in spec.pods}
     for dep in spec.deployments:
-        template_hash = pod_template_hash(asdict(dep.template))
+        template_hash = pod_template_hash(hashed_template(dep.template))
         labels = {**dep.template.labels, "pod-template-hash": template_hash}
         template = PodTemplate(labels, dep.template.containers, dep.template.node_name,
                                dep.template.node_selector, dep.template.hostname,
@@ -215,6 +216,15 @@ def node_networks(spec: LabSpec) -> list[tuple[ipaddress.IPv4Network, ipaddress.
     net = spec.network
     return [(node_pod_cidr(net, index), node_address(net, node, index))
             for index, node in enumerate(spec.nodes, start=1)]
+
+
+def hashed_template(template) -> dict:
+    """A Deployment's template as its pod-template-hash sees it: what the user wrote, not what
+    labnet derives from it (a command's effective securityContext), so names stay stable."""
+    data = asdict(template)
+    for container in data["containers"]:
+        container.pop("security", None)
+    return data
 
 
 def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
@@ -357,7 +367,7 @@ def name_pods(spec: LabSpec, placed: list, nodes: list[PlanNode]) -> list[PlanPo
         containers = tuple(
             PlanContainer(c.name, c.argv, tuple(PlanPort(p.port, p.protocol, p.name)
                                                 for p in c.ports), c.server,
-                          asdict(c.readiness) if c.readiness else None)
+                          asdict(c.readiness) if c.readiness else None, c.security)
             for c in pod.template.containers
         )
         result.append(PlanPod(

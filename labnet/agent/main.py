@@ -27,13 +27,12 @@ from labnet.errors import LabnetError
 from labnet.kernel import iptables, nsexec, nsfs
 from labnet.names import log_file_name
 from labnet.plan import Plan, PlanPod
+from labnet.security import Security
 from labnet.state import StateDir, make_private_dir
 
 RESTART_BACKOFF_MAX = 30.0
 WORKER_CHECK = 0.25   # how often dead kube-proxy workers are looked for
 COMMANDS_FILE = "commands.json"
-NOBODY = 65534
-UNPRIVILEGED = {"uid": NOBODY, "gid": NOBODY, "caps": (), "privileged": False}
 
 
 @dataclass
@@ -46,8 +45,8 @@ class Command:
     restarts: int = 0
     next_start: float = 0.0
     last_exit: int | None = None
-    # nsexec's uid, gid, caps, privileged: the securityContext (unprivileged by default)
-    privileges: dict = field(default_factory=lambda: dict(UNPRIVILEGED))
+    # the container's securityContext: nobody without capabilities unless it asks for more
+    security: Security = field(default_factory=Security)
     output: CappedLog | None = None
 
 
@@ -189,7 +188,8 @@ class Agent:
             if container.argv:
                 log = self.state.logs_dir / log_file_name(pod.namespace, pod.name,
                                                           container.name)
-                cmd = Command(container.name, container.argv, pod.netns, log)
+                cmd = Command(container.name, container.argv, pod.netns, log,
+                              security=Security.from_dict(container.security))
                 self.spawn(cmd)
                 runtime.commands.append(cmd)
         return runtime
@@ -202,8 +202,9 @@ class Agent:
         etc = os.path.join("/etc/netns", cmd.netns)
         # a command dies with this agent (the next one ends whatever of its group is left,
         # and starts it again): never two copies of a pod's program
-        argv = nsexec.command(cmd.netns, list(cmd.argv), etc, **cmd.privileges,
-                              private_tmp=True, die_with_parent=True)
+        sec = cmd.security
+        argv = nsexec.command(cmd.netns, list(cmd.argv), etc, sec.uid, sec.gid, sec.caps,
+                              sec.privileged, private_tmp=True, die_with_parent=True)
         try:
             if cmd.output is None:
                 cmd.output = CappedLog(cmd.log)

@@ -33,6 +33,31 @@ manifests:
     spec:
       containers:
         - {name: c, command: [/bin/sh, -c, "head -c 12000000 /dev/zero | tr '\\\\0' x; sleep 1000"]}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: root}
+    spec:
+      containers:
+        - name: c
+          command: [/bin/sh, -c, "id -u; grep CapEff /proc/self/status; sleep 1000"]
+          securityContext: {runAsUser: 0}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: admin}
+    spec:
+      containers:
+        - name: c
+          command: [/bin/sh, -c, "id -u; grep CapEff /proc/self/status; sleep 1000"]
+          securityContext: {privileged: true}
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: binder}
+    spec:
+      securityContext: {runAsUser: 1000}
+      containers:
+        - name: c
+          command: [/usr/bin/python3, -m, http.server, "80"]
+          ports: [{containerPort: 80}]
   - {apiVersion: v1, kind: Pod, metadata: {name: client}, spec: {nodeName: node1, containers: [{name: c}]}}
 """
 
@@ -85,6 +110,15 @@ def test_pods_hold_against_their_neighbours(make_lab):
     assert lines[:2] == ["65534", "65534"]
     assert "CapEff:" in lines and lines[lines.index("CapEff:") + 1] == "0000000000000000"
     assert "secrets-readable" not in lines and lines[-1] == "mine"
+    # root only when asked: runAsUser 0 gets a runtime's default capabilities, privileged all
+    root, admin = (logs / log_file_name("default", n, "c") for n in ("root", "admin"))
+    assert wait_for(lambda: all(p.exists() and "CapEff" in p.read_text() for p in (root, admin)))
+    assert root.read_text().split()[:3] == ["0", "CapEff:", "00000000a80425fb"]
+    assert admin.read_text().split()[0] == "0"
+    assert int(admin.read_text().split()[2], 16) & (1 << 21)  # CAP_SYS_ADMIN
+    # an unprivileged program may serve the port below 1024 its pod declares
+    answer = lab.exec("client", ["curl", "-s", "-m", "3", f"http://{lab.pod('binder').ip}/"])
+    assert answer.returncode == 0 and "Directory listing" in answer.stdout
     # 1,000 half-open connections to one pod: a new client is answered at once, the server
     # keeps a bounded number of them (the oldest go), and half a request is dropped in time
     web = lab.pod("web")

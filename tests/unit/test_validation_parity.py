@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from labnet.errors import SpecError, SpecErrors
 from labnet.names import pod_template_hash, replica_pod_name
-from labnet.plan import make_plan, next_free, replica_of
+from labnet.plan import hashed_template, make_plan, next_free, replica_of
 from labnet.spec import parse_lab_text
 from labnet.yamlsrc import load_documents
 
@@ -496,7 +495,7 @@ def test_replica_names_never_collide():
     """Replicas 108 and 707 of web31 draw the same suffix: the second draws again, as the
     ReplicaSet controller does, instead of an unfixable "declared twice"."""
     spec = parse_lab_text(REPLICAS, "lab.yaml", Path("."))
-    template_hash = pod_template_hash(asdict(spec.deployments[0].template))
+    template_hash = pod_template_hash(hashed_template(spec.deployments[0].template))
     assert (replica_pod_name("web31", template_hash, 108)
             == replica_pod_name("web31", template_hash, 707))  # the collision
     plan = make_plan(spec)
@@ -513,7 +512,7 @@ def test_replica_names_never_collide():
 def test_a_replica_never_takes_a_bare_pods_name():
     spec = parse_lab_text(REPLICAS.replace("replicas: 708", "replicas: 2"), "lab.yaml",
                           Path("."))
-    template_hash = pod_template_hash(asdict(spec.deployments[0].template))
+    template_hash = pod_template_hash(hashed_template(spec.deployments[0].template))
     taken = replica_pod_name("web31", template_hash, 1)
     text = (REPLICAS.replace("replicas: 708", "replicas: 2")
             + f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: {taken}}}, spec: "

@@ -1,0 +1,120 @@
+"""What a pod command may do: a container's securityContext (and its pod's), turned into the
+user, group and capabilities labnet.kernel.nsexec gives the program. Pure.
+
+labnet has no images, so there is no image user to fall back to: a command without
+`runAsUser` runs as nobody (65534), with no capability at all — never as the host's root. Root
+only when asked: `runAsUser: 0` gives a container runtime's default root capabilities (plus
+`capabilities.add`, minus `capabilities.drop`), `privileged: true` gives everything. A non-root
+user gets exactly `capabilities.add`. Unless privileged, no_new_privs is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from labnet.checks import Problems, check_fields, get_bool, get_int, get_list, get_map
+from labnet.yamlsrc import Located, where_of
+
+NOBODY = 65534
+MAX_ID = 2**31 - 1
+
+# names as Kubernetes writes them (without CAP_), numbers from linux/capability.h
+CAPABILITIES = {
+    "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5,
+    "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9, "NET_BIND_SERVICE": 10,
+    "NET_BROADCAST": 11, "NET_ADMIN": 12, "NET_RAW": 13, "IPC_LOCK": 14, "IPC_OWNER": 15,
+    "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_CHROOT": 18, "SYS_PTRACE": 19, "SYS_PACCT": 20,
+    "SYS_ADMIN": 21, "SYS_BOOT": 22, "SYS_NICE": 23, "SYS_RESOURCE": 24, "SYS_TIME": 25,
+    "SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28, "AUDIT_WRITE": 29, "AUDIT_CONTROL": 30,
+    "SETFCAP": 31, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35,
+    "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+}
+# what containerd and Docker give a root container that asks for nothing more
+DEFAULT_ROOT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
+                             "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",
+                             "SYS_CHROOT", "KILL", "AUDIT_WRITE")
+POD_FIELDS = {"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "fsGroupChangePolicy",
+              "supplementalGroups", "supplementalGroupsPolicy", "seLinuxOptions",
+              "seccompProfile", "appArmorProfile", "sysctls", "windowsOptions",
+              "seLinuxChangePolicy"}
+CONTAINER_FIELDS = {"runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
+                    "allowPrivilegeEscalation", "readOnlyRootFilesystem", "procMount",
+                    "seLinuxOptions", "seccompProfile", "appArmorProfile", "windowsOptions"}
+
+
+@dataclass(frozen=True)
+class Security:
+    uid: int = NOBODY
+    gid: int = NOBODY
+    caps: tuple[str, ...] = ()
+    privileged: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"uid": self.uid, "gid": self.gid, "caps": list(self.caps),
+                "privileged": self.privileged}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Security:
+        if not data:
+            return cls()
+        return cls(int(data["uid"]), int(data["gid"]), tuple(data["caps"]),
+                   bool(data["privileged"]))
+
+
+def _capability_names(caps: Located, key: str, what: str, problems: Problems) -> list[str]:
+    names = []
+    items = get_list(caps, key, what, problems)
+    for index, item in enumerate(items):
+        where = where_of(items, index, caps.where(key))
+        name = item[4:] if isinstance(item, str) and item.startswith("CAP_") else item
+        if name != "ALL" and name not in CAPABILITIES:
+            problems.add(where, f"{what}: unknown capability {item!r}",
+                         "use names such as NET_ADMIN or NET_BIND_SERVICE, or ALL")
+            continue
+        names.append(name)
+    return names
+
+
+def parse_security(spec: Located, item: Located, what: str, problems: Problems) -> Security:
+    """The effective securityContext of container `item` of pod `spec`: the container's
+    fields over the pod's."""
+    pod = get_map(spec, "securityContext", f"{what} spec", problems)
+    container = get_map(item, "securityContext", what, problems)
+    ids: dict[str, int] = {}
+    non_root: tuple[bool, Located] | None = None
+    for context, fields, where in ((pod, POD_FIELDS, f"{what} pod securityContext"),
+                                   (container, CONTAINER_FIELDS, f"{what} securityContext")):
+        check_fields(context, fields, where, problems)
+        for key in ("runAsUser", "runAsGroup"):
+            value = get_int(context, key, where, problems, None, 0, MAX_ID)
+            if value is not None:
+                ids[key] = value
+        if context.get("runAsNonRoot") is not None:
+            non_root = (get_bool(context, "runAsNonRoot", where, problems), context)
+    where = f"{what} securityContext"
+    privileged = get_bool(container, "privileged", where, problems)
+    escalation = container.get("allowPrivilegeEscalation")
+    if escalation is not None and not get_bool(container, "allowPrivilegeEscalation", where,
+                                               problems) and privileged:
+        problems.add(container.where("allowPrivilegeEscalation"),
+                     f"{what}: allowPrivilegeEscalation cannot be false when privileged is true")
+    caps = get_map(container, "capabilities", where, problems)
+    check_fields(caps, {"add", "drop"}, f"{what} capabilities", problems)
+    add = _capability_names(caps, "add", f"{what} capabilities", problems)
+    drop = _capability_names(caps, "drop", f"{what} capabilities", problems)
+    uid = ids.get("runAsUser", 0 if privileged else NOBODY)
+    gid = ids.get("runAsGroup", 0 if uid == 0 else NOBODY)
+    if non_root is not None and non_root[0] and uid == 0:
+        problems.add(non_root[1].where("runAsNonRoot"),
+                     f"{what}: runAsNonRoot is true but the container would run as root (uid 0)",
+                     "give runAsUser a non-zero uid")
+    if privileged:
+        return Security(uid, gid, tuple(CAPABILITIES), True)
+    if "ALL" in add:
+        kept = set(CAPABILITIES)
+    else:
+        kept = set(DEFAULT_ROOT_CAPABILITIES) if uid == 0 else set()
+        kept |= set(add)
+    kept = set() if "ALL" in drop else kept - set(drop)
+    return Security(uid, gid, tuple(sorted(kept, key=CAPABILITIES.__getitem__)), False)
