@@ -31,13 +31,13 @@ CIDR_TEXT = re.compile(r"([^/]*)/([0-9]{1,2})")
 # Caps that keep a lab file from exhausting the machine (the kernel objects, the plan and the
 # agent grow with each of them). The API server has its own for EndpointSlices (below).
 MAX_NODES = 100
-MAX_PODS = 1000  # explicit pods and every Deployment's replicas together
-MAX_SERVICES = 1000
-MAX_OBJECTS = 5000  # manifests in one lab, v1 List items counted one by one
+MAX_PODS = 2000  # explicit pods and every Deployment's replicas together
+MAX_SERVICES = 10_000  # kube-proxy is benchmarked up to here and beyond
+MAX_OBJECTS = 20_000  # manifests in one lab, v1 List items counted one by one
 MAX_PORTS = 100  # per Service and per pod (all its containers)
 MAX_CONTAINERS = 20  # per pod
 MAX_PLAN_POD_BYTES = 32 * 1024 * 1024  # the pods' share of the plan: templates x replicas
-MAX_ENDPOINTS = 20_000  # service endpoints over every port of every Service in the plan
+MAX_ENDPOINTS = 100_000  # service endpoints over every port of every Service in the plan
 MAX_SLICE_ENDPOINTS, MAX_SLICE_ADDRESSES, MAX_SLICE_PORTS = 1000, 100, 100  # the API server's
 NODE_CIDR_MASK = (16, 28)  # nodeCIDRMaskSize: a /16 holds 65,534 pods, a /28 13
 MAX_NODE_CIDR_BITS = 16  # nodeCIDRMaskSize - podCIDR prefix (kube-controller-manager's limit)

@@ -373,14 +373,14 @@ CASES = {
         "name: x\nnodes: 101\n",
         "lab.yaml:2: nodes: 101 is not between 1 and 100 (labnet's cap is 100 nodes: more would "
         "exhaust the machine)"),
-    "1001 replicas": (
-        "name: x\nmanifests:\n" + DEPLOYMENT % ("d", 1001),
-        "lab.yaml:7: Deployment d spec.replicas is 1001, outside 0..1000"),
-    "1200 pods in all": (
+    "2001 replicas": (
+        "name: x\nmanifests:\n" + DEPLOYMENT % ("d", 2001),
+        "lab.yaml:7: Deployment d spec.replicas is 2001, outside 0..2000"),
+    "2200 pods in all": (
         "name: x\nnetwork: {nodeCIDRMaskSize: 16, podCIDR: 10.0.0.0/8}\nmanifests:\n"
-        + DEPLOYMENT % ("d0", 600) + DEPLOYMENT % ("d1", 600),
+        + DEPLOYMENT % ("d0", 1100) + DEPLOYMENT % ("d1", 1100),
         "lab.yaml:11: Deployment default/d1: the lab's pods (bare pods and replicas) reach "
-        "1200, more than 1000 (labnet's cap: that many pods would exhaust the machine)"),
+        "2200, more than 2000 (labnet's cap: that many pods would exhaust the machine)"),
     "serviceCIDR full": (
         "name: x\nnetwork: {serviceCIDR: 172.19.0.0/28, clusterDNS: 172.19.0.10}\nmanifests:\n"
         + "".join(f"  - {{apiVersion: v1, kind: Service, metadata: {{name: s{i}}}, spec: "
