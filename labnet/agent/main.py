@@ -169,6 +169,7 @@ class Agent:
             for port in container.ports:
                 label = f"{port.port}/{port.protocol}"
                 factory = self.protocol_for(pod, container.server, port)
+                sock = None
                 try:
                     if port.protocol == "TCP":
                         sock = open_socket(pod.netns, socket.SOCK_STREAM, port.port)
@@ -181,9 +182,16 @@ class Agent:
                         sock = open_socket(pod.netns, socket.SOCK_DGRAM, port.port)
                         transport, _ = await loop.create_datagram_endpoint(factory, sock=sock)
                         runtime.servers.append(transport)
+                    sock = None  # the server owns it now
                     runtime.listening.append(label)
-                except OSError as exc:
+                except OSError as exc:  # EADDRINUSE, EMFILE…: the pod shows what is missing
                     runtime.errors.append(f"{label}: {exc}")
+                except BaseException:
+                    self.stop_pod(runtime)  # nothing of a pod that failed to start stays open
+                    raise
+                finally:
+                    if sock is not None:
+                        sock.close()
         for container in pod.containers:
             if container.argv:
                 log = self.state.logs_dir / log_file_name(pod.namespace, pod.name,

@@ -238,3 +238,25 @@ manifests:
     assert "status: NOERROR" in reply
     # cluster names are still answered by the cluster DNS itself
     assert answers(dig(lab, "kube-dns.kube-system.svc.cluster.local"))[0][4] == "172.19.0.10"
+
+
+def test_junk_and_mutated_queries_leave_the_dns_bounded_and_answering(make_lab):
+    """20,000 random and mutated packets (UDP and TCP) at the lab's cluster DNS, from a pod,
+    through its ClusterIP (bench/fuzz_dns.py): the agent's memory stays bounded, and a valid
+    question is answered right after."""
+    import json
+    from pathlib import Path
+
+    lab = make_lab()
+    fuzz = Path(__file__).resolve().parents[2] / "bench" / "fuzz_dns.py"
+    result = lab.exec("client", [sys.executable, str(fuzz), "--server", "172.19.0.10",
+                                 "--packets", "20000", "--seconds", "60", "--idle", "12",
+                                 "--pid", str(lab.state.agent_pid()), "--json",
+                                 "--name", "kube-dns.kube-system.svc.cluster.local",
+                                 "--expect", "172.19.0.10"], timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    rss = figures["rss_mb"]
+    assert rss["after"]["VmRSS"] - rss["before"]["VmRSS"] < 50, rss
+    assert all(check["ok"] for check in figures["check"].values()), figures["check"]
+    assert lab.status()["healthy"]
