@@ -396,7 +396,7 @@ def _alive(state: StateDir) -> str | None:
     if pid is None and control.supervisor_alive(state):
         return "its pod agent is being restarted by its supervisor"
     if pid is None:
-        found = control.find_agents(state.lab)
+        found = control.find_agents(state)
         return f"its pod agent runs (pid {found[0]}) but its state is gone" if found else None
     try:
         if state.read_plan() is None:

@@ -62,9 +62,13 @@ def _read_pid(path) -> int | None:
 SUPERVISOR_PID = "supervisor.pid"
 
 
-def find_agents(lab: str) -> list[int]:
-    """Pids of processes that are pod agents of `lab` (`python -m labnet.agent --lab LAB`)."""
-    needle = b"\0--lab\0" + lab.encode() + b"\0"
+def find_agents(state: StateDir, module: bytes = b"labnet.agent") -> list[int]:
+    """Pids of this lab's processes running `python -m MODULE --lab LAB`, found without pid
+    files (a command killed between starting one and writing its pid leaves none): only in
+    this mount namespace and with this run directory, so a lab of the same name elsewhere (a
+    container with its own /run, another LABNET_RUN_DIR) is never taken for this one."""
+    needle = b"\0--lab\0" + state.lab.encode() + b"\0"
+    mine = os.stat("/proc/self/ns/mnt").st_ino
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -72,15 +76,25 @@ def find_agents(lab: str) -> list[int]:
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read()
-            if b"\0labnet.agent\0" not in argv or needle not in argv:
+            if b"\0" + module + b"\0" not in argv or needle not in argv:
                 continue
             with open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() == "kube-proxy":  # its worker: ends with the agent
+                if f.read().strip() == "kube-proxy":  # an agent's worker: ends with it
                     continue
+            if os.stat(f"/proc/{entry}/ns/mnt").st_ino != mine:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = dict(item.partition(b"=")[::2] for item in f.read().split(b"\0") if item)
+            if env.get(b"LABNET_RUN_DIR", DEFAULT_RUN_DIR).rstrip(b"/") != str(
+                    state.base).encode().rstrip(b"/"):
+                continue
         except OSError:
             continue
         found.append(int(entry))
     return sorted(found)
+
+
+DEFAULT_RUN_DIR = b"/run/labnet"
 
 
 def start_agent(state: StateDir) -> dict:
@@ -185,14 +199,15 @@ def stop_agent(state: StateDir) -> None:
         deadline = time.monotonic() + 5
         while (agent_alive(state) or supervisor_alive(state)) and time.monotonic() < deadline:
             time.sleep(0.02)
-    supervisor = supervisor_alive(state)
-    if supervisor is not None:
-        kill_processes([supervisor], grace=2.0)
+    # the supervisor first, so nothing starts an agent again; also one whose pid file a
+    # killed `up` never wrote
+    supervisors = {supervisor_alive(state), *find_agents(state, b"labnet.agent.supervisor")}
+    kill_processes([p for p in supervisors if p], grace=2.0)
     for _ in range(3):  # a supervisor killed as it started an agent: that one too
-        pid = agent_alive(state)
-        if pid is None:
+        agents = {agent_alive(state), *find_agents(state)} - {None}
+        if not agents:
             break
-        kill_processes([pid], grace=2.0)
+        kill_processes(sorted(agents), grace=2.0)
     for name in (state.agent_pid_path.name, SUPERVISOR_PID):
         with contextlib.suppress(FileNotFoundError):
             (state.root / name).unlink()

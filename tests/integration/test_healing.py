@@ -136,3 +136,16 @@ def test_a_change_that_fails_half_way_leaves_the_lab_as_it_was(make_lab, tmp_pat
     finally:
         subprocess.run(["ip", "netns", "del", foreign], check=False)
     assert lab.status()["healthy"]
+
+
+def test_down_finds_an_agent_and_supervisor_whose_pid_files_are_gone(make_lab):
+    """As after an `up` killed between starting the supervisor and writing its pid file."""
+    from tests.integration.leftovers import lab_inodes, leftovers
+
+    lab = make_lab()
+    inodes = lab_inodes(lab.name)
+    for name in ("supervisor.pid", "agent.pid"):
+        (lab.state.root / name).unlink()
+    result = labnet_cli("down", lab.name)
+    assert result.returncode == 0, result.stderr
+    assert leftovers(lab.name, inodes) == []
