@@ -13,9 +13,7 @@ import click
 from labnet import __version__, interrupt
 from labnet import lab as labmod
 from labnet.errors import LabnetError
-from labnet.kernel import nsfs, teardown
-from labnet.lab import Lab, pick_lab, require_root, resolve_target
-from labnet.state import StateDir
+from labnet.lab import Lab, pick_lab, require_root
 
 
 def fail(error: LabnetError) -> None:
@@ -71,6 +69,14 @@ def os_error(error: OSError) -> LabnetError:
     problem = error.strerror or str(error)
     hint = OS_HINTS.get(error.errno or 0, "")
     return LabnetError(f"{what}: {problem}" + (f" ({hint})" if hint else ""))
+
+
+lab_option = click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+
+
+def running(lab_name: str | None) -> Lab:
+    """The running lab a command acts on, or one clear error (the only way commands get it)."""
+    return Lab.attach(pick_lab(lab_name))
 
 
 def print_json(data: object) -> None:
@@ -193,14 +199,14 @@ def report_change(report, said: list[str]) -> None:
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-f", "--filename", "files", multiple=True, required=True,
               help="A manifest file, a directory of them, or - for stdin. Repeatable.")
 def apply(lab_name: str | None, files: tuple[str, ...]) -> None:
     """Create or update objects in a running lab, like kubectl apply."""
     require_root()
     objects = read_manifests(files)
-    report, said = Lab.attach(pick_lab(lab_name)).apply(objects)
+    report, said = running(lab_name).apply(objects)
     report_change(report, said)
 
 
@@ -222,7 +228,7 @@ def kind_and_name(args: tuple[str, ...]) -> tuple[str, str]:
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("-f", "--filename", "files", multiple=True,
               help="Delete the objects in these manifests.")
@@ -233,7 +239,7 @@ def delete(lab_name: str | None, namespace: str, files: tuple[str, ...],
     from labnet.desired import object_key
 
     require_root()
-    lab = Lab.attach(pick_lab(lab_name))
+    lab = running(lab_name)
     if files:
         keys = [object_key(o) for o in read_manifests(files)]
         report, said = lab.delete(keys, files[0])
@@ -248,7 +254,7 @@ def delete(lab_name: str | None, namespace: str, files: tuple[str, ...],
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.argument("what", nargs=-1)
 def restart(lab_name: str | None, namespace: str, what: tuple[str, ...]) -> None:
@@ -257,12 +263,12 @@ def restart(lab_name: str | None, namespace: str, what: tuple[str, ...]) -> None
     kind, name = kind_and_name(what)
     if kind != "Pod":
         raise LabnetError("restart takes a pod: labnet restart pod NAME")
-    report, said = Lab.attach(pick_lab(lab_name)).delete_pod(namespace, name, restart=True)
+    report, said = running(lab_name).delete_pod(namespace, name, restart=True)
     report_change(report, said)
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("--replicas", type=click.IntRange(0, 10000), required=True)
 @click.argument("what", nargs=-1)
@@ -272,12 +278,12 @@ def scale(lab_name: str | None, namespace: str, replicas: int, what: tuple[str, 
     kind, name = kind_and_name(what)
     if kind != "Deployment":
         raise LabnetError("scale takes a deployment: labnet scale deployment/NAME --replicas N")
-    report, said = Lab.attach(pick_lab(lab_name)).scale(namespace, name, replicas)
+    report, said = running(lab_name).scale(namespace, name, replicas)
     report_change(report, said)
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("-A", "--all-namespaces", "all_namespaces", is_flag=True)
 @click.option("-o", "--output", type=click.Choice(["text", "wide", "json", "yaml"]),
@@ -334,7 +340,7 @@ def list_cmd(output: str) -> None:
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
 def status(lab_name: str | None, output: str) -> None:
     """Nodes and pods as the kernel has them, servers alive, anything missing or foreign."""
@@ -436,12 +442,7 @@ def graph(file: str | None, lab_name: str | None, output: str, target: str | Non
 
     from labnet import graph as drawing
 
-    if file:
-        plan = Lab.load(file).plan()
-    else:
-        plan = StateDir(pick_lab(lab_name)).read_plan()
-        if plan is None:
-            raise LabnetError("no lab is up: give a lab file, or `labnet up` first")
+    plan = Lab.load(file).plan() if file else running(lab_name).running_plan()
     data = drawing.graph(plan)
     if output in ("svg", "png"):
         dot = shutil.which("dot")
@@ -467,13 +468,13 @@ def graph(file: str | None, lab_name: str | None, output: str, target: str | Non
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-t", "--table", type=click.Choice(["filter", "nat", "all"]), default="all")
 @click.argument("node")
 def rules(lab_name: str | None, table: str, node: str) -> None:
     """Print the iptables rules installed in NODE, read back from its kernel."""
     require_root()
-    lab = Lab.attach(pick_lab(lab_name))
+    lab = running(lab_name)
     target = node if node.startswith("node/") else f"node/{node}"
     argv = ["iptables-legacy-save"] + ([] if table == "all" else ["-t", table])
     result = lab.exec(target, argv)
@@ -484,7 +485,7 @@ def rules(lab_name: str | None, table: str, node: str) -> None:
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True,
               help="The namespace whose search list applies.")
 @click.option("--from", "source", help="Ask from this pod (default: a pod of the namespace).")
@@ -497,19 +498,10 @@ def dns(lab_name: str | None, namespace: str, source: str | None, tcp: bool, nam
     from labnet.dns.client import describe, resolve
 
     require_root()
-    plan = StateDir(pick_lab(lab_name)).read_plan()
-    if plan is None:
-        raise LabnetError("no lab is up: `labnet up` builds one")
+    lab = running(lab_name)
+    plan = lab.running_plan()
     qtype = qtype.upper()
-    if source:
-        netns = resolve_target(plan, source, namespace)
-    else:
-        pods = [p for p in plan.pods if p.namespace == namespace
-                and not any(c.server == "dns" for c in p.containers)] or [
-                p for p in plan.pods if not any(c.server == "dns" for c in p.containers)]
-        if not pods:
-            raise LabnetError("no pod to ask from: give one with --from")
-        netns = pods[0].netns
+    netns = lab.client_pod(namespace, source).netns
     try:
         lookup = resolve(netns, str(plan.network["cluster_dns"]), name, qtype, namespace,
                          str(plan.network["cluster_domain"]), tcp)
@@ -522,7 +514,7 @@ def dns(lab_name: str | None, namespace: str, source: str | None, tcp: bool, nam
 
 
 @main.command()
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("--icmp", is_flag=True, help="Trace a ping instead, and say where it dies.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
@@ -535,19 +527,15 @@ def trace(lab_name: str | None, namespace: str, icmp: bool, output: str, pod: st
     from labnet import trace as tracing
 
     require_root()
-    plan = StateDir(pick_lab(lab_name)).read_plan()
-    if plan is None:
-        raise LabnetError("no lab is up: `labnet up` builds one")
-    netns = resolve_target(plan, pod, namespace)
-    source = next(p for p in plan.pods if p.netns == netns)
-    result = tracing.trace(plan, source, target, icmp)
+    lab = running(lab_name)
+    result = tracing.trace(lab.running_plan(), lab.pod_at(pod, namespace), target, icmp)
     click.echo(json.dumps(result.as_dict(), indent=2) if output == "json" else result.text(),
                nl=output == "json")
     sys.exit(0 if result.ok else 1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("-w", "--write", "pcap", type=click.Path(dir_okay=False),
               help="Write packets to this pcap file (Wireshark opens it).")
@@ -561,11 +549,9 @@ def capture(lab_name: str | None, namespace: str, pcap: str | None, count: int |
     import shutil
 
     require_root()
-    plan = StateDir(pick_lab(lab_name)).read_plan()
-    if plan is None:
-        raise LabnetError("no lab is up: `labnet up` builds one")
+    lab = running(lab_name)
     where, _, iface = target.rpartition(":") if ":" in target else (target, "", "eth0")
-    netns = resolve_target(plan, where, namespace)
+    lab.netns_of(where, namespace)  # an unknown target is an error before tcpdump is looked for
     tcpdump = shutil.which("tcpdump")
     if tcpdump is None:
         raise LabnetError("tcpdump is not installed: `sudo apt-get install tcpdump`")
@@ -575,12 +561,12 @@ def capture(lab_name: str | None, namespace: str, pcap: str | None, count: int |
     if count:
         argv += ["-c", str(count)]
     argv += [x for x in expression if x != "--"]
-    nsfs.enter_for_exec(netns, os.path.join(teardown.ETC_NETNS, netns))
+    lab.become(where, namespace)
     os.execv(tcpdump, argv)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--lab", "lab_name", help="The lab (default: the only one running).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.argument("target")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -594,12 +580,7 @@ def exec(lab_name: str | None, namespace: str, target: str, command: tuple[str, 
         command = command[1:]
     if not command:
         raise LabnetError("exec needs a command after --, e.g. `labnet exec client -- ip addr`")
-    name = pick_lab(lab_name)
-    plan = StateDir(name).read_plan()
-    if plan is None:
-        raise LabnetError(f"lab {name} is not up: `labnet list` shows the labs")
-    netns = resolve_target(plan, target, namespace)
-    nsfs.enter_for_exec(netns, os.path.join(teardown.ETC_NETNS, netns))
+    running(lab_name).become(target, namespace)
     try:
         os.execvp(command[0], list(command))
     except FileNotFoundError:

@@ -16,6 +16,7 @@ from pathlib import Path
 from labnet import interrupt
 from labnet.agent import control
 from labnet.desired import RUNNING, Desired, located
+from labnet.dns.resolvconf import resolv_conf
 from labnet.errors import LabnetError, LabNotFound, NotRootError, SpecError
 from labnet.kernel import nsfs, teardown
 from labnet.kernel.build import Builder, Progress
@@ -109,7 +110,7 @@ class Lab:
         if self.desired is not None:
             self.desired.save(self.state)
         builder = Builder(plan, progress, set(previous.all_netns()) if previous else set(),
-                          self.state.host())
+                          self.state.host(), resolv_conf)
         try:
             built = builder.apply()
             builder.close()
@@ -141,7 +142,7 @@ class Lab:
             keep = set(original.all_netns())
             teardown.remove_netns([n for n in created if n not in keep]).raise_if_failed(
                 self.name)
-            builder = Builder(original, None, keep, self.state.host())
+            builder = Builder(original, None, keep, self.state.host(), resolv_conf)
             try:
                 builder.apply()
             finally:
@@ -265,10 +266,38 @@ class Lab:
              timeout: float | None = 30, check: bool = False) -> subprocess.CompletedProcess:
         """Run a command in a pod (`NAME`, `pod/NAME`), a node (`node/NAME`) or `external`."""
         netns = self.netns_of(target, namespace)
-        result = nsfs.run(netns, argv, timeout, os.path.join(teardown.ETC_NETNS, netns))
+        result = nsfs.run(netns, argv, timeout, str(teardown.etc_netns_dir(netns)))
         if check:
             result.check_returncode()
         return result
+
+    def become(self, target: str, namespace: str = "default") -> None:
+        """Move this (single-threaded) process into a pod's, node's or `external`'s
+        namespaces for good, as `ip netns exec` does, before it execs a program there."""
+        netns = self.netns_of(target, namespace)
+        nsfs.enter_for_exec(netns, str(teardown.etc_netns_dir(netns)))
+
+    def client_pod(self, namespace: str = "default", source: str | None = None) -> PlanPod:
+        """The pod to ask the cluster DNS from: `source`, or the first pod of `namespace` (of
+        any namespace, if it has none) that is not the DNS pod itself."""
+        plan = self.running_plan()
+        if source:
+            netns = resolve_target(plan, source, namespace)
+            return next(p for p in plan.pods if p.netns == netns)
+        candidates = [p for p in plan.pods if not p.is_dns]
+        pods = [p for p in candidates if p.namespace == namespace] or candidates
+        if not pods:
+            raise LabnetError("no pod to ask from: give one with --from")
+        return pods[0]
+
+    def pod_at(self, target: str, namespace: str = "default") -> PlanPod:
+        """The pod a target names (`NAME`, `pod/NAME`)."""
+        netns = self.netns_of(target, namespace)
+        for pod in self.running_plan().pods:
+            if pod.netns == netns:
+                return pod
+        raise SpecError(target, f"{target} is not a pod of lab {self.name}",
+                        "give NAME or pod/NAME")
 
     def pod(self, name: str, namespace: str = "default") -> PlanPod:
         for pod in self.running_plan().pods:

@@ -90,6 +90,11 @@ class PlanPod:
     def ports(self) -> list[PlanPort]:
         return [p for c in self.containers if not c.argv for p in c.ports]
 
+    @property
+    def is_dns(self) -> bool:
+        """The cluster DNS pod: the agent serves DNS from its netns."""
+        return any(c.server == "dns" for c in self.containers)
+
 
 @dataclass(frozen=True)
 class Plan:

@@ -25,6 +25,7 @@ from labnet.agent.servers import ConnectionCap, EchoProtocol, HttpProtocol, PodI
 from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
 from labnet.kernel import iptables, nsexec, nsfs
+from labnet.kernel.teardown import etc_netns_dir
 from labnet.names import log_file_name
 from labnet.plan import Plan, PlanPod
 from labnet.security import Security
@@ -123,8 +124,7 @@ class Agent:
         (conntrack) need a thread without a running event loop."""
         async with self.syncing:
             plan = self.readiness.effective(self.plan)
-            dns_pod = next((p for p in plan.pods if p.node in self.local
-                            and any(c.server == "dns" for c in p.containers)), None)
+            dns_pod = next((p for p in plan.pods if p.node in self.local and p.is_dns), None)
             self.dns.reload(plan, dns_pod.netns if dns_pod else "")
             return await asyncio.get_running_loop().run_in_executor(
                 None, self.proxy.sync, plan, self.local)
@@ -207,7 +207,7 @@ class Agent:
         and drops privileges in a fresh process: no fork-and-run-Python from this threaded
         process)."""
         make_private_dir(cmd.log.parent)
-        etc = os.path.join("/etc/netns", cmd.netns)
+        etc = str(etc_netns_dir(cmd.netns))
         # a command dies with this agent (the next one ends whatever of its group is left,
         # and starts it again): never two copies of a pod's program
         sec = cmd.security
@@ -233,7 +233,7 @@ class Agent:
     def stop_pod(self, runtime: PodRuntime) -> None:
         for server in runtime.servers:
             server.close()
-        if any(c.server == "dns" for c in runtime.pod.containers):
+        if runtime.pod.is_dns:
             # Server.close() leaves accepted connections open: end them, and pending forwards
             for conn in list(self.dns.connections):
                 conn.shut(abort=True)

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labnet import interrupt
-from labnet.dns.resolvconf import resolv_conf
 from labnet.errors import KernelError
 from labnet.kernel import nsfs
 from labnet.kernel.netlink import HostUplink, Link, NetnsLink
@@ -22,6 +21,7 @@ from labnet.names import OWNER_PREFIX
 from labnet.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, Plan, PlanNode, PlanPod
 
 Progress = Callable[[str, int, int], None]
+ResolvConf = Callable[[Plan, PlanPod], "str | None"]  # a pod's /etc/resolv.conf (None: none)
 
 
 @dataclass
@@ -62,8 +62,10 @@ def owner_mark(lab: str) -> str:
 
 class Builder:
     def __init__(self, plan: Plan, progress: Progress | None = None,
-                 adoptable: set[str] | None = None, host: str = "") -> None:
+                 adoptable: set[str] | None = None, host: str = "",
+                 resolv_conf: ResolvConf | None = None) -> None:
         self.plan = plan
+        self.resolv_conf = resolv_conf  # from the dns stage: the kernel does not import it
         self.host = host  # multi-host labs: build only this machine's nodes and pods
         self.nodes = plan.local_nodes(host)
         names = {n.name for n in self.nodes}
@@ -420,6 +422,6 @@ class Builder:
                 nsfs.write_sysctl(ns, key, "0")
                 if not fresh:
                     self.report.change(f"{ns}: {key} = 0")
-        text = resolv_conf(plan, pod)
+        text = self.resolv_conf(plan, pod) if self.resolv_conf else None
         if text is not None and write_etc_file(ns, "resolv.conf", text) and not fresh:
             self.report.change(f"{ns}: resolv.conf written")
