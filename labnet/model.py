@@ -15,6 +15,8 @@ IPv4Address = ipaddress.IPv4Address
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+DEFAULT_DNS_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL: the one default, used everywhere
+
 @dataclass(frozen=True)
 class NetworkSpec:
     underlay_cidr: IPv4Network = IPv4Network("192.168.255.0/24")
@@ -26,7 +28,7 @@ class NetworkSpec:
     vxlan_vni: int = 1
     vxlan_port: int = 8472
     mtu: int = 1500
-    dns_ttl: int = 5  # CoreDNS's default
+    dns_ttl: int = DEFAULT_DNS_TTL
     dns_upstream: tuple[str, ...] = ()  # resolvers for names outside the cluster (opt-in)
 
     @property

@@ -6,9 +6,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from labnet.model import DEFAULT_DNS_TTL
 from labnet.plan import Plan
 
-DEFAULT_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL
+DEFAULT_TTL = DEFAULT_DNS_TTL
 SCHEMA_VERSION = "1.1.0"
 
 
