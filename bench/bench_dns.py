@@ -100,7 +100,7 @@ def main() -> None:
         dnsmasq = None
         try:
             plan = lab.running_plan()
-            zone = plan.network["cluster_domain"]
+            zone = plan.network.cluster_domain
             names = [f"svc{i}.default.svc.{zone}" for i in range(args.services)]
             hosts = Path(tmp) / "hosts"
             hosts.write_text("".join(f"{plan.service(f'default/svc{i}').cluster_ip} {n}\n"
@@ -120,7 +120,7 @@ def main() -> None:
                   f"dnsmasq :5353, same netns); dnsperf {args.seconds} s each, 4 clients")
             rows = {}
             for label, server, port in (("labnet", dns_pod.ip, 53),
-                                        ("labnet via ClusterIP", plan.network["cluster_dns"],
+                                        ("labnet via ClusterIP", plan.network.cluster_dns,
                                          53),
                                         ("dnsmasq", dns_pod.ip, 5353)):
                 qps, lost = dnsperf(client, server, port, queries, args.seconds)

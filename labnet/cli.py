@@ -128,10 +128,10 @@ def up(file: str | None, dry_run: bool, host: str | None, output: str) -> None:
 
 
 def describe_plan(plan) -> str:
-    lines = [f"lab {plan.lab}: underlay {plan.network['underlay_cidr']} "
+    lines = [f"lab {plan.lab}: underlay {plan.network.underlay_cidr} "
              f"(netns {plan.underlay_netns}), external host {plan.external_ip}",
-             f"  pods {plan.network['pod_cidr']}, services {plan.network['service_cidr']}, "
-             f"cluster DNS {plan.network['cluster_dns']}"]
+             f"  pods {plan.network.pod_cidr}, services {plan.network.service_cidr}, "
+             f"cluster DNS {plan.network.cluster_dns}"]
     for node in plan.nodes:
         lines.append(f"  node {node.name:<10} eth0 {node.underlay_ip:<15} cni0 {node.pod_cidr:<18}"
                      f" flannel.1 {node.vtep_ip} ({node.vtep_mac})  netns {node.netns}")
@@ -417,7 +417,7 @@ def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: b
         from labnet.dns.zone import cluster_data
         from labnet.dns.zonefile import zone_file
 
-        click.echo(zone_file(cluster_data(plan, int(plan.network["dns_ttl"]))), nl=False)
+        click.echo(zone_file(cluster_data(plan, int(plan.network.dns_ttl))), nl=False)
         return
     names = [n.name for n in plan.nodes]
     node = node_name or names[0]
@@ -503,10 +503,10 @@ def dns(lab_name: str | None, namespace: str, source: str | None, tcp: bool, nam
     qtype = qtype.upper()
     netns = lab.client_pod(namespace, source).netns
     try:
-        lookup = resolve(netns, str(plan.network["cluster_dns"]), name, qtype, namespace,
-                         str(plan.network["cluster_domain"]), tcp)
+        lookup = resolve(netns, str(plan.network.cluster_dns), name, qtype, namespace,
+                         str(plan.network.cluster_domain), tcp)
     except OSError as exc:
-        raise LabnetError(f"the cluster DNS at {plan.network['cluster_dns']} did not answer: "
+        raise LabnetError(f"the cluster DNS at {plan.network.cluster_dns} did not answer: "
                           f"{exc}") from None
     click.echo(describe(lookup), nl=False)
     reply = lookup.reply

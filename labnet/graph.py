@@ -31,7 +31,7 @@ GRAPH_SCHEMA = {
 def graph(plan: Plan) -> dict:
     vertices: list[dict] = [
         {"id": "switch", "kind": "switch", "label": f"{UNDERLAY_BRIDGE} (underlay "
-                                                     f"{plan.network['underlay_cidr']})"},
+                                                     f"{plan.network.underlay_cidr})"},
         {"id": "external", "kind": "host", "label": "external host", "ip": plan.external_ip}]
     edges: list[dict] = [{"from": "external", "to": "switch", "kind": "link",
                           "label": f"eth0 {plan.external_ip}"}]
@@ -41,9 +41,9 @@ def graph(plan: Plan) -> dict:
             {"id": nid, "kind": "node", "label": f"{node.name} eth0 {node.underlay_ip}",
              "ip": node.underlay_ip},
             {"id": f"{nid}:cni0", "kind": "bridge", "parent": nid,
-             "label": f"{POD_BRIDGE} {node.gateway}/{plan.network['node_cidr_mask']}"},
+             "label": f"{POD_BRIDGE} {node.gateway}/{plan.network.node_cidr_mask}"},
             {"id": f"{nid}:vxlan", "kind": "vxlan", "parent": nid,
-             "label": f"{VXLAN_DEVICE} {node.vtep_ip} VNI {plan.network['vxlan_vni']}"}]
+             "label": f"{VXLAN_DEVICE} {node.vtep_ip} VNI {plan.network.vxlan_vni}"}]
         edges.append({"from": nid, "to": "switch", "kind": "link",
                       "label": f"eth0 {node.underlay_ip}"})
         for pod in plan.pods_on(node.name):
@@ -55,7 +55,7 @@ def graph(plan: Plan) -> dict:
     for i, a in enumerate(plan.nodes):
         for b in plan.nodes[i + 1:]:
             edges.append({"from": f"node:{a.name}:vxlan", "to": f"node:{b.name}:vxlan",
-                          "kind": "vxlan", "label": f"UDP {plan.network['vxlan_port']}"})
+                          "kind": "vxlan", "label": f"UDP {plan.network.vxlan_port}"})
     for svc in plan.services:
         sid = f"svc:{svc.key}"
         ports = ",".join(f"{p.port}/{p.protocol}" for p in svc.ports)

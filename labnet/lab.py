@@ -10,7 +10,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from labnet import interrupt
@@ -496,14 +496,14 @@ def status(name: str) -> dict:
                   "supervisor": supervisor,
                   # restarting: its supervisor will have it back in a moment; down: nothing will
                   "state": "running" if agent else "restarting" if supervisor else "down"},
-        "underlay": {"netns": plan.underlay_netns, "cidr": plan.network["underlay_cidr"],
+        "underlay": {"netns": plan.underlay_netns, "cidr": plan.network.underlay_cidr,
                      "missing": kernel["underlay"]["missing"]},
         "external": {"netns": plan.external_netns, "ip": plan.external_ip,
                      "missing": kernel["external"]["missing"]},
         "nodes": nodes, "pods": pods, "stray_netns": kernel["stray_netns"],
         "services": [service_status(s, {k for k, rt in served.items()
                                         if not rt.get("ready", True)}) for s in plan.services],
-        "network": plan.network,
+        "network": asdict(plan.network),
     }
 
 

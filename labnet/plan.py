@@ -69,6 +69,23 @@ class PlanNode:
 
 
 @dataclass(frozen=True)
+class PlanNetwork:
+    """The lab's addressing as built: what every stage after the plan reads (typed, no keys)."""
+
+    underlay_cidr: str
+    pod_cidr: str
+    node_cidr_mask: int
+    service_cidr: str
+    cluster_dns: str
+    cluster_domain: str
+    vxlan_vni: int
+    vxlan_port: int
+    mtu: int
+    dns_ttl: int
+    dns_upstream: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class PlanPod:
     namespace: str
     name: str
@@ -99,7 +116,7 @@ class PlanPod:
 @dataclass(frozen=True)
 class Plan:
     lab: str
-    network: dict[str, object]
+    network: PlanNetwork
     underlay_netns: str
     external_netns: str
     external_ip: str
@@ -120,11 +137,11 @@ class Plan:
 
     @property
     def underlay_prefixlen(self) -> int:
-        return ipaddress.IPv4Network(self.network["underlay_cidr"]).prefixlen
+        return ipaddress.IPv4Network(self.network.underlay_cidr).prefixlen
 
     @property
     def pod_mtu(self) -> int:
-        return int(self.network["mtu"]) - 50
+        return int(self.network.mtu) - 50
 
     def node(self, name: str) -> PlanNode:
         for node in self.nodes:
@@ -148,6 +165,7 @@ class Plan:
         if data.get("version") != PLAN_VERSION:
             raise ValueError(f"plan version {data.get('version')} is not {PLAN_VERSION}")
         nodes = tuple(PlanNode(**n) for n in data.pop("nodes"))
+        network = PlanNetwork(**data.pop("network"))
         pods = tuple(
             PlanPod(**{**p, "containers": tuple(
                 PlanContainer(c["name"], tuple(c["argv"]),
@@ -164,8 +182,8 @@ class Plan:
                 **{k: tuple(s[k]) for k in ("external_ips", "load_balancer_ips",
                                             "load_balancer_source_ranges")}})
             for s in data.pop("services", []))
-        return cls(nodes=nodes, pods=pods, namespaces=tuple(data.pop("namespaces")),
-                   services=services, **data)
+        return cls(nodes=nodes, network=network, pods=pods,
+                   namespaces=tuple(data.pop("namespaces")), services=services, **data)
 
     def service(self, key: str) -> PlanService:
         for svc in self.services:
@@ -258,13 +276,13 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
     pods = name_pods(spec, placed, nodes)
     hosts = {n.name: n.underlay_ip for n in nodes} | {"external": str(external_ip)}
     services = plan_services(spec, pods, hosts, list(previous.services) if previous else [])
-    network = {
-        "underlay_cidr": str(net.underlay_cidr), "pod_cidr": str(net.pod_cidr),
-        "node_cidr_mask": net.node_cidr_mask, "service_cidr": str(net.service_cidr),
-        "cluster_dns": str(net.cluster_dns), "cluster_domain": net.cluster_domain,
-        "vxlan_vni": net.vxlan_vni, "vxlan_port": net.vxlan_port, "mtu": net.mtu,
-        "dns_ttl": net.dns_ttl, "dns_upstream": list(net.dns_upstream),
-    }
+    network = PlanNetwork(
+        underlay_cidr=str(net.underlay_cidr), pod_cidr=str(net.pod_cidr),
+        node_cidr_mask=net.node_cidr_mask, service_cidr=str(net.service_cidr),
+        cluster_dns=str(net.cluster_dns), cluster_domain=net.cluster_domain,
+        vxlan_vni=net.vxlan_vni, vxlan_port=net.vxlan_port, mtu=net.mtu,
+        dns_ttl=net.dns_ttl, dns_upstream=list(net.dns_upstream),
+    )
     return Plan(
         lab=spec.name, network=network, underlay_netns=netns_name(spec.name, "underlay"),
         external_netns=netns_name(spec.name, "external"), external_ip=str(external_ip),

@@ -80,8 +80,8 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
     result = Trace()
     host, port, path = parse_target(target)
     node = plan.node(pod.node)
-    zone = str(plan.network["cluster_domain"])
-    dns_ip = str(plan.network["cluster_dns"])
+    zone = str(plan.network.cluster_domain)
+    dns_ip = str(plan.network.cluster_dns)
     # 1. DNS
     try:
         ip = str(ipaddress.IPv4Address(host))
@@ -152,7 +152,7 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
         sent = vxlan_tx(node.netns) - stats_before
         result.add("VXLAN", f"{node.name} {VXLAN_DEVICE} -> {remote.name}: outer "
                    f"{node.underlay_ip} -> {remote.underlay_ip} UDP "
-                   f"{plan.network['vxlan_port']}, VNI {plan.network['vxlan_vni']}",
+                   f"{plan.network.vxlan_port}, VNI {plan.network.vxlan_vni}",
                    f"route {remote.pod_cidr} via {remote.vtep_ip} dev {VXLAN_DEVICE}; "
                    f"FDB {remote.vtep_mac} dst {remote.underlay_ip}; {sent} packets sent on "
                    f"{VXLAN_DEVICE} meanwhile")

@@ -11,7 +11,7 @@ def resolv_conf(plan: Plan, pod: PlanPod) -> str | None:
     would: the lab is sealed, and they would only send queries nowhere."""
     if pod.is_dns:
         return None
-    zone = plan.network["cluster_domain"]
+    zone = plan.network.cluster_domain
     return (f"search {pod.namespace}.svc.{zone} svc.{zone} {zone}\n"
-            f"nameserver {plan.network['cluster_dns']}\n"
+            f"nameserver {plan.network.cluster_dns}\n"
             "options ndots:5\n")

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dnslib import EDNS0, QTYPE, RCODE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from labnet.dns.answer import answer
-from labnet.dns.zone import DEFAULT_TTL, ClusterData, cluster_data
+from labnet.dns.zone import ClusterData, cluster_data
 from labnet.kernel import nsfs
 from labnet.plan import Plan
 
@@ -324,9 +324,9 @@ class DnsServer:
         self.connections: OrderedDict[DnsTcp, None] = OrderedDict()  # least recently active first
 
     def reload(self, plan: Plan, netns: str) -> None:
-        ttl = int(plan.network.get("dns_ttl", DEFAULT_TTL))
+        ttl = int(plan.network.dns_ttl)
         self.data = cluster_data(plan, ttl, int(time.time()))
-        self.upstream = [(str(ip), 53) for ip in plan.network.get("dns_upstream", [])]
+        self.upstream = [(str(ip), 53) for ip in plan.network.dns_upstream]
         self.netns = netns
         self.cache.clear()
         self.cache_bytes = 0

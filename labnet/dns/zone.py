@@ -59,7 +59,7 @@ def dashed(ip: str) -> str:
 
 
 def cluster_data(plan: Plan, ttl: int = DEFAULT_TTL, serial: int = 0) -> ClusterData:
-    domain = str(plan.network["cluster_domain"]).lower().rstrip(".")
+    domain = str(plan.network.cluster_domain).lower().rstrip(".")
     services: dict[tuple[str, str], Service] = {}
     ptr: dict[str, list[str]] = {}
     for svc in plan.services:
@@ -86,7 +86,7 @@ def cluster_data(plan: Plan, ttl: int = DEFAULT_TTL, serial: int = 0) -> Cluster
                 names = ptr.setdefault(ep.ip, [])
                 if f"{ep.hostname}.{fqdn}" not in names:
                     names.append(f"{ep.hostname}.{fqdn}")
-    reverse = (ipaddress.IPv4Network(plan.network["service_cidr"]),
-               ipaddress.IPv4Network(plan.network["pod_cidr"]))
+    reverse = (ipaddress.IPv4Network(plan.network.service_cidr),
+               ipaddress.IPv4Network(plan.network.pod_cidr))
     return ClusterData(domain, frozenset(plan.namespaces), services,
-                       str(plan.network["cluster_dns"]), ttl, serial, reverse, ptr)
+                       str(plan.network.cluster_dns), ttl, serial, reverse, ptr)

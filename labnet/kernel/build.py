@@ -218,7 +218,7 @@ class Builder:
                     uplink = uplink or HostUplink()
                     fd = nsfs.open_fd(node.netns)
                     try:
-                        uplink.add_macvlan(parent, fd, "eth0", int(plan.network["mtu"]),
+                        uplink.add_macvlan(parent, fd, "eth0", int(plan.network.mtu),
                                            self.mark)
                     finally:
                         os.close(fd)
@@ -270,14 +270,14 @@ class Builder:
         if bridge is None or bridge.kind != "bridge":
             if bridge is not None:
                 self.handle(ns).delete_link(UNDERLAY_BRIDGE)
-            self.handle(ns).add_bridge(UNDERLAY_BRIDGE, int(plan.network["mtu"]), self.mark)
+            self.handle(ns).add_bridge(UNDERLAY_BRIDGE, int(plan.network.mtu), self.mark)
             if ns not in self.fresh:
                 self.report.change(f"{ns}: bridge {UNDERLAY_BRIDGE} created")
         elif not bridge.up:
             self.handle(ns).set_link(UNDERLAY_BRIDGE, state="up")
         hosts = [(n.underlay_port, n.netns, n.underlay_ip) for n in plan.nodes]
         hosts.append(("external", plan.external_netns, plan.external_ip))
-        mtu = int(plan.network["mtu"])
+        mtu = int(plan.network.mtu)
         for port, host_ns, ip in hosts:
             host_links = self.links(host_ns)
             self.ensure_loopback(host_ns, host_links)
@@ -319,8 +319,8 @@ class Builder:
         if vx is None or vx.kind != "vxlan" or vx.mac != node.vtep_mac:
             if vx is not None:
                 handle.delete_link(VXLAN_DEVICE)
-            handle.add_vxlan(VXLAN_DEVICE, int(plan.network["vxlan_vni"]), node.underlay_ip,
-                             int(plan.network["vxlan_port"]), "eth0", mtu, node.vtep_mac,
+            handle.add_vxlan(VXLAN_DEVICE, int(plan.network.vxlan_vni), node.underlay_ip,
+                             int(plan.network.vxlan_port), "eth0", mtu, node.vtep_mac,
                              self.mark)
             handle.set_link(VXLAN_DEVICE, state="up")
             if not fresh:
@@ -330,7 +330,7 @@ class Builder:
             fresh_vx = False
             if not vx.up:
                 handle.set_link(VXLAN_DEVICE, state="up")
-        prefix = plan.network["node_cidr_mask"]
+        prefix = plan.network.node_cidr_mask
         self.ensure_addresses(ns, fresh, {POD_BRIDGE: {f"{node.gateway}/{prefix}"},
                                           VXLAN_DEVICE: {f"{node.vtep_ip}/32"}})
         self.program_vxlan_peers(node, fresh or fresh_vx)
@@ -338,7 +338,7 @@ class Builder:
         # own connections to ClusterIPs (routing happens before the OUTPUT chain's DNAT)
         routes = set() if fresh else handle.routes()
         if plan.hosts:  # no external host on a real network: route the service CIDR only
-            service = str(plan.network["service_cidr"])
+            service = str(plan.network.service_cidr)
             if (service, "", POD_BRIDGE) not in routes:
                 handle.add_device_route(service, POD_BRIDGE)
         elif ("0.0.0.0/0", plan.external_ip, "eth0") not in routes:
@@ -397,7 +397,7 @@ class Builder:
             self.handle(node.netns).set_hairpin(pod.host_veth)
             if host is not None:
                 self.report.change(f"{node.netns}: hairpin on {pod.host_veth}")
-        prefix = plan.network["node_cidr_mask"]
+        prefix = plan.network.node_cidr_mask
         changes = len(self.report.changes)
         self.ensure_addresses(ns, fresh, {"eth0": {f"{pod.ip}/{prefix}"}})
         if len(self.report.changes) > changes:

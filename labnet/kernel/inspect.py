@@ -65,7 +65,7 @@ def vtep_answers(from_netns: str, ip: str) -> bool:
 
 
 def inspect_plan(plan: Plan, host: str = "") -> dict:
-    prefix = plan.network["node_cidr_mask"]
+    prefix = plan.network.node_cidr_mask
     local = {n.name for n in plan.local_nodes(host)}
     nodes = {}
     for node in plan.nodes:
