@@ -327,7 +327,7 @@ def parse_container(item: Located, pod: str, seen_ports: dict, port_names: set,
             check_probe(get_map(item, key, what, problems), key, ports, what, problems)
     security = parse_security(spec if spec is not None else Located(), item, what, problems)
     return ContainerSpec(name, image, command, args, tuple(ports), readiness=readiness,
-                         security=security.as_dict() if command else None)
+                         security=security if command else None)
 
 
 def probe_port(action: Located, ports: list[ContainerPort], what: str,

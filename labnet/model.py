@@ -15,6 +15,7 @@ IPv4Address = ipaddress.IPv4Address
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+NOBODY = 65534  # what a pod command runs as unless its securityContext says otherwise
 DEFAULT_DNS_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL: the one default, used everywhere
 
 @dataclass(frozen=True)
@@ -66,6 +67,23 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Security:
+    """What a pod command runs as (labnet.security turns a securityContext into this)."""
+
+    uid: int = NOBODY
+    gid: int = NOBODY
+    caps: tuple[str, ...] = ()
+    privileged: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Security:
+        if not data:
+            return cls()
+        return cls(int(data["uid"]), int(data["gid"]), tuple(data["caps"]),
+                   bool(data["privileged"]))
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str = ""
@@ -74,7 +92,7 @@ class ContainerSpec:
     ports: tuple[ContainerPort, ...] = ()
     server: str = ""  # labnet's built-in server for this container: "" (who-am-I), "dns"
     readiness: Probe | None = None
-    security: dict | None = None  # a command's user and capabilities (labnet.security)
+    security: Security | None = None  # a command's user and capabilities (None: no command)
 
     @property
     def argv(self) -> tuple[str, ...]:

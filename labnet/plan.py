@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from labnet.checks import Problems
 from labnet.errors import SpecError
-from labnet.model import LabSpec, PodSpec, PodTemplate
+from labnet.model import LabSpec, PodSpec, PodTemplate, Probe, Security
 from labnet.names import (
     disambiguate,
     host_veth_name,
@@ -49,8 +49,8 @@ class PlanContainer:
     argv: tuple[str, ...] = ()
     ports: tuple[PlanPort, ...] = ()
     server: str = ""
-    readiness: dict | None = None  # Probe fields: kind, port, path, period, …
-    security: dict | None = None  # a command's uid, gid, caps, privileged (labnet.security)
+    readiness: Probe | None = None
+    security: Security | None = None  # a command's user and capabilities
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,8 @@ class Plan:
             PlanPod(**{**p, "containers": tuple(
                 PlanContainer(c["name"], tuple(c["argv"]),
                               tuple(PlanPort(**port) for port in c["ports"]), c.get("server", ""),
-                              c.get("readiness"), c.get("security"))
+                              Probe(**c["readiness"]) if c.get("readiness") else None,
+                              Security.from_dict(c["security"]) if c.get("security") else None)
                 for c in p["containers"])})
             for p in data.pop("pods")
         )
@@ -390,7 +391,7 @@ def name_pods(spec: LabSpec, placed: list, nodes: list[PlanNode]) -> list[PlanPo
         containers = tuple(
             PlanContainer(c.name, c.argv, tuple(PlanPort(p.port, p.protocol, p.name)
                                                 for p in c.ports), c.server,
-                          asdict(c.readiness) if c.readiness else None, c.security)
+                          c.readiness, c.security)
             for c in pod.template.containers
         )
         result.append(PlanPod(

@@ -10,13 +10,10 @@ user gets exactly `capabilities.add`. Unless privileged, no_new_privs is set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from labnet.checks import Problems, check_fields, get_bool, get_int, get_list, get_map
+from labnet.model import NOBODY, Security
 from labnet.yamlsrc import Located, where_of
 
-NOBODY = 65534
 MAX_ID = 2**31 - 1
 
 # names as Kubernetes writes them (without CAP_), numbers from linux/capability.h
@@ -41,25 +38,6 @@ POD_FIELDS = {"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "fsGroupChan
 CONTAINER_FIELDS = {"runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
                     "allowPrivilegeEscalation", "readOnlyRootFilesystem", "procMount",
                     "seLinuxOptions", "seccompProfile", "appArmorProfile", "windowsOptions"}
-
-
-@dataclass(frozen=True)
-class Security:
-    uid: int = NOBODY
-    gid: int = NOBODY
-    caps: tuple[str, ...] = ()
-    privileged: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"uid": self.uid, "gid": self.gid, "caps": list(self.caps),
-                "privileged": self.privileged}
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> Security:
-        if not data:
-            return cls()
-        return cls(int(data["uid"]), int(data["gid"]), tuple(data["caps"]),
-                   bool(data["privileged"]))
 
 
 def _capability_names(caps: Located, key: str, what: str, problems: Problems) -> list[str]:

@@ -26,9 +26,9 @@ from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
 from labnet.kernel import iptables, nsexec, nsfs
 from labnet.kernel.teardown import etc_netns_dir
+from labnet.model import Security
 from labnet.names import log_file_name
 from labnet.plan import Plan, PlanPod
-from labnet.security import Security
 from labnet.state import StateDir, make_private_dir
 
 RESTART_BACKOFF_MAX = 30.0
@@ -197,7 +197,7 @@ class Agent:
                 log = self.state.logs_dir / log_file_name(pod.namespace, pod.name,
                                                           container.name)
                 cmd = Command(container.name, container.argv, pod.netns, log,
-                              security=Security.from_dict(container.security))
+                              security=container.security or Security())
                 self.spawn(cmd)
                 runtime.commands.append(cmd)
         return runtime

@@ -15,8 +15,10 @@ import time
 from dataclasses import dataclass, replace
 
 from labnet.kernel import nsfs
+from labnet.model import Probe
 from labnet.plan import Plan, PlanPod
 
+# without a readinessProbe: every declared TCP port must accept, checked every second
 DEFAULT_PROBE = {"period": 1, "initial_delay": 0, "failure_threshold": 1,
                  "success_threshold": 1}
 TIMEOUT = 1.0
@@ -32,25 +34,25 @@ class PodState:
     due: float = 0.0
 
 
-def checks(pod: PlanPod) -> list[dict]:
+def checks(pod: PlanPod) -> list[Probe]:
     """What to probe: each container's readinessProbe, else its TCP ports."""
-    probes = [dict(c.readiness) for c in pod.containers if c.readiness]
+    probes = [c.readiness for c in pod.containers if c.readiness]
     if probes:
         return probes
-    return [{"kind": "tcp", "port": p.port, **DEFAULT_PROBE}
+    return [Probe("tcp", p.port, **DEFAULT_PROBE)
             for c in pod.containers for p in c.ports if p.protocol == "TCP"]
 
 
-def probe_once(node_netns: str, ip: str, check: dict) -> bool:
+def probe_once(node_netns: str, ip: str, check: Probe) -> bool:
     with nsfs.entered(node_netns):  # kubelet probes from the node
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     with sock:
         sock.settimeout(TIMEOUT)
         try:
-            sock.connect((ip, int(check["port"])))
-            if check["kind"] != "http":
+            sock.connect((ip, check.port))
+            if check.kind != "http":
                 return True
-            path = check.get("path") or "/"
+            path = check.path or "/"
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}\r\nUser-Agent: "
                          f"kube-probe/labnet\r\n\r\n".encode())
             status = sock.recv(64).split(b" ", 2)
@@ -104,19 +106,19 @@ class Readiness:
                 state.due = float("inf")
                 continue
             first = probes[0]
-            if now - state.started < first["initial_delay"]:
-                state.due = state.started + first["initial_delay"]
+            if now - state.started < first.initial_delay:
+                state.due = state.started + first.initial_delay
                 continue
             node = plan.node(pod.node).netns
             ok = all(probe_once(node, pod.ip, check) for check in probes)
-            state.due = now + min(p["period"] for p in probes)
+            state.due = now + min(p.period for p in probes)
             if ok:
                 state.successes, state.failures = state.successes + 1, 0
-                if not state.ready and state.successes >= first["success_threshold"]:
+                if not state.ready and state.successes >= first.success_threshold:
                     state.ready, changed = True, True
             else:
                 state.failures, state.successes = state.failures + 1, 0
-                if state.ready and state.failures >= first["failure_threshold"]:
+                if state.ready and state.failures >= first.failure_threshold:
                     state.ready, changed = False, True
         return changed
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from labnet.errors import SpecError, SpecErrors
+from labnet.model import NOBODY, Security
 from labnet.plan import make_plan
-from labnet.security import DEFAULT_ROOT_CAPABILITIES, NOBODY, Security
+from labnet.security import DEFAULT_ROOT_CAPABILITIES
 from labnet.spec import parse_lab_text
 
 LAB = """name: s
@@ -29,7 +30,7 @@ manifests:
 def security(pod: str = "{}", container: str = "{}") -> Security:
     spec = parse_lab_text(LAB.format(pod=pod, container=container), "lab.yaml", Path("."))
     (pod_plan,) = [p for p in make_plan(spec).pods if p.name == "p"]
-    return Security.from_dict(pod_plan.containers[0].security)
+    return pod_plan.containers[0].security
 
 
 def error(pod: str = "{}", container: str = "{}") -> str:
