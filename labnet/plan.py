@@ -69,6 +69,14 @@ class PlanNode:
 
 
 @dataclass(frozen=True)
+class PlanHost:
+    """A machine of a lab that spans hosts: the NIC its nodes' eth0 are macvlans of."""
+
+    interface: str
+    address: str = ""
+
+
+@dataclass(frozen=True)
 class PlanNetwork:
     """The lab's addressing as built: what every stage after the plan reads (typed, no keys)."""
 
@@ -127,8 +135,8 @@ class Plan:
     # node -> the pod IP allocated last: new pods take the next free one after it, as CNI's
     # host-local IPAM does, so a recreated pod gets a new address
     ip_cursor: dict[str, str] = field(default_factory=dict)
-    # multi-host labs: host -> {"interface": NIC, "address": the host's own IP}
-    hosts: dict[str, dict] = field(default_factory=dict)
+    # multi-host labs: each host and the NIC its nodes use
+    hosts: dict[str, PlanHost] = field(default_factory=dict)
     version: int = PLAN_VERSION
 
     def local_nodes(self, host: str) -> list[PlanNode]:
@@ -166,6 +174,7 @@ class Plan:
             raise ValueError(f"plan version {data.get('version')} is not {PLAN_VERSION}")
         nodes = tuple(PlanNode(**n) for n in data.pop("nodes"))
         network = PlanNetwork(**data.pop("network"))
+        hosts = {name: PlanHost(**h) for name, h in data.pop("hosts", {}).items()}
         pods = tuple(
             PlanPod(**{**p, "containers": tuple(
                 PlanContainer(c["name"], tuple(c["argv"]),
@@ -183,7 +192,7 @@ class Plan:
                 **{k: tuple(s[k]) for k in ("external_ips", "load_balancer_ips",
                                             "load_balancer_source_ranges")}})
             for s in data.pop("services", []))
-        return cls(nodes=nodes, network=network, pods=pods,
+        return cls(nodes=nodes, network=network, hosts=hosts, pods=pods,
                    namespaces=tuple(data.pop("namespaces")), services=services, **data)
 
     def service(self, key: str) -> PlanService:
@@ -289,7 +298,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
         external_netns=netns_name(spec.name, "external"), external_ip=str(external_ip),
         nodes=tuple(nodes), pods=tuple(pods), namespaces=spec.namespaces,
         services=tuple(services), ip_cursor=cursor,
-        hosts={h.name: {"interface": h.interface, "address": h.address} for h in spec.hosts},
+        hosts={h.name: PlanHost(h.interface, h.address) for h in spec.hosts},
     )
 
 

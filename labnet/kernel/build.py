@@ -208,7 +208,7 @@ class Builder:
         """Multi-host: each local node's eth0 is a macvlan of this host's NIC, on the real
         network between the hosts."""
         plan = self.plan
-        parent = plan.hosts[self.host]["interface"]
+        parent = plan.hosts[self.host].interface
         uplink = None
         try:
             for node in self.nodes:

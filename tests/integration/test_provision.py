@@ -63,4 +63,4 @@ def test_the_multi_vm_lab_file_is_valid():
 
     plan = make_plan(load_lab(ROOT / "vagrant" / "multi" / "lab.yaml"))
     assert {n.name: n.host for n in plan.nodes} == {"node1": "hosta", "node2": "hostb"}
-    assert plan.hosts["hosta"]["interface"] == "eth1"
+    assert plan.hosts["hosta"].interface == "eth1"
