@@ -18,6 +18,12 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 NOBODY = 65534  # what a pod command runs as unless its securityContext says otherwise
 DEFAULT_DNS_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL: the one default, used everywhere
 
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """An equality selector (a Service's selector, a nodeSelector, matchLabels): every pair
+    it names is among the labels. The one place this is decided."""
+    return all(labels.get(key) == value for key, value in selector.items())
+
 @dataclass(frozen=True)
 class NetworkSpec:
     underlay_cidr: IPv4Network = IPv4Network("192.168.255.0/24")
@@ -113,7 +119,7 @@ class PodTemplate:
         """Whether the scheduler may put this pod on that node (nodeName, else nodeSelector)."""
         if self.node_name:
             return self.node_name == node_name
-        return all(node_labels.get(k) == v for k, v in self.node_selector.items())
+        return selects(self.node_selector, node_labels)
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ class LabelSelector:
     match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     def matches(self, labels: dict[str, str]) -> bool:
-        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+        if not selects(self.match_labels, labels):
             return False
         for key, op, values in self.match_expressions:
             present = key in labels

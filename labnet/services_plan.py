@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from labnet.checks import MAX_ENDPOINTS, Problems
-from labnet.model import EndpointSliceSpec, LabSpec, ServiceSpec
+from labnet.model import EndpointSliceSpec, LabSpec, ServiceSpec, selects
 from labnet.service_manifests import NODE_PORT_RANGE
 from labnet.spec import load_balancer_pool
 
@@ -194,8 +194,8 @@ def selected_pods(svc: ServiceSpec, pods: list) -> list:
     """The pods a Service's selector picks (none for an empty or absent selector)."""
     if not svc.selector:  # an empty selector selects nothing for a Service
         return []
-    return [pod for pod in pods if pod.namespace == svc.namespace and all(
-        pod.labels.get(k) == v for k, v in svc.selector.items())]
+    return [pod for pod in pods
+            if pod.namespace == svc.namespace and selects(svc.selector, pod.labels)]
 
 
 def endpoints_of(spec: LabSpec, svc: ServiceSpec, port, selected: list,

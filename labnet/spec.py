@@ -51,6 +51,7 @@ from labnet.model import (
     PodTemplate,
     ServicePortSpec,
     ServiceSpec,
+    selects,
 )
 from labnet.names import lab_name_problem
 from labnet.service_manifests import NODE_PORT_RANGE
@@ -513,8 +514,7 @@ def check_workloads(work: Workloads, nodes: list[NodeSpec], problems: Problems) 
             problems.add(obj.where, f"{key}: nodeName {template.node_name!r} is not a node of this "
                          f"lab", f"nodes are {', '.join(sorted(node_names))}")
         if template.node_selector and not template.node_name and not any(
-                all(n.labels.get(k) == v for k, v in template.node_selector.items())
-                for n in nodes):
+                selects(template.node_selector, n.labels) for n in nodes):
             problems.add(obj.where, f"{key}: no node matches nodeSelector "
                          f"{template.node_selector}", "label a node in the lab file's nodes list")
         count = obj.replicas if kind == "Deployment" else 1
@@ -626,7 +626,7 @@ def check_service_capacity(work: Workloads, nodes: list[NodeSpec], network: Netw
                              "use fewer NodePort and LoadBalancer ports")
         if svc.selector:
             selected = sum(count for labels, count in weights.get(svc.namespace, ())
-                           if all(labels.get(k) == v for k, v in svc.selector.items()))
+                           if selects(svc.selector, labels))
             endpoints += selected * len(svc.ports)
         elif svc.selector is None:
             endpoints += slices.get((svc.namespace, svc.name), 0)
@@ -687,7 +687,7 @@ def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str,
             if isinstance(port.target_port, str) and svc.selector:
                 if selected is None:  # once per Service, not per port
                     selected = [t for t in templates.get(svc.namespace, ())
-                                if all(t.labels.get(k) == v for k, v in svc.selector.items())]
+                                if selects(svc.selector, t.labels)]
                 declared = {p.name for t in selected for c in t.containers for p in c.ports
                             if p.protocol == port.protocol}
                 if selected and port.target_port not in declared:

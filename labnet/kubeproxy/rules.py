@@ -90,12 +90,10 @@ class Table:
         cached = self.__dict__.get("_ordered")
         if cached is not None and cached[0] == len(self.rules):
             return cached[1]
-        result = {chain: [] for chain in sorted(self.chains, key=chain_order)}
+        grouped: dict[str, list[Rule]] = {chain: [] for chain in self.chains}
         for rule in self.rules:
-            result[rule.chain].append(rule)
-        for chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
-            if chain in result:
-                result[chain].sort(key=service_order)
+            grouped[rule.chain].append(rule)
+        result = self.chain_rules_of(grouped)
         self.__dict__["_ordered"] = (len(self.rules), result)
         return result
 
