@@ -10,14 +10,17 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 from labnet.errors import KernelError, LabnetError
 from labnet.kernel.iptables import SYNC_TIMEOUT
 from labnet.kernel.teardown import kill_processes
+from labnet.safepath import child
 from labnet.state import StateDir, make_private_dir, open_log
 
 # a reload probes unready pods (a second each at most) and waits for every node's sync: the
@@ -208,6 +211,35 @@ def stop_agent(state: StateDir) -> None:
         if not agents:
             break
         kill_processes(sorted(agents), grace=2.0)
+    remove_temp_dirs(state)
     for name in (state.agent_pid_path.name, SUPERVISOR_PID):
         with contextlib.suppress(FileNotFoundError):
             (state.root / name).unlink()
+
+
+TEMP_DIRS = "tempdirs"  # multiprocessing's pymp-* directories the agents made (fork server)
+
+
+def record_temp_dir(state: StateDir, path: str) -> None:
+    """Note a temporary directory an agent made: an agent that is killed cannot remove its
+    own (its fork server's socket lives there), so the next agent or `down` does."""
+    with contextlib.suppress(OSError), open(state.root / TEMP_DIRS, "a") as f:
+        f.write(path + "\n")
+
+
+def remove_temp_dirs(state: StateDir) -> None:
+    """Remove the temporary directories recorded for this lab: only `pymp-*` entries directly
+    in the temporary directory (what multiprocessing makes), never anything else."""
+    try:
+        paths = (state.root / TEMP_DIRS).read_text().split()
+    except OSError:
+        return
+    base = tempfile.gettempdir()
+    for path in paths:
+        name = os.path.basename(path)
+        if os.path.dirname(path) != base or not name.startswith("pymp-"):
+            continue
+        with contextlib.suppress(LabnetError, OSError):
+            shutil.rmtree(child(base, name))
+    with contextlib.suppress(OSError):
+        (state.root / TEMP_DIRS).unlink()

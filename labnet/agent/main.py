@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing.util
 import os
 import resource
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labnet.agent import control
 from labnet.agent.podlog import CappedLog
 from labnet.agent.proxy import ProxyManager
 from labnet.agent.readiness import Readiness
@@ -351,9 +353,11 @@ class Agent:
             loop.add_signal_handler(sig, self.stopping.set)
         with contextlib.suppress(FileNotFoundError):
             self.state.agent_socket.unlink()
-        control = await asyncio.start_unix_server(self.handle, sock=control_socket(self.state))
+        listener = await asyncio.start_unix_server(self.handle, sock=control_socket(self.state))
         self.end_orphans()
+        control.remove_temp_dirs(self.state)  # a killed predecessor's
         iptables.prepare_workers()  # the workers' fork server loads while pods are set up
+        control.record_temp_dir(self.state, multiprocessing.util.get_temp_dir())
         first = await self.reload()
         if ready_fd is not None:
             os.write(ready_fd, b"ready " + json.dumps(first).encode() + b"\n")
@@ -364,7 +368,7 @@ class Agent:
         await self.stopping.wait()
         await prober
         await watcher
-        control.close()
+        listener.close()
         self.proxy.stop()
         for runtime in self.pods.values():
             self.stop_pod(runtime)

@@ -3,8 +3,10 @@ of it byte for byte unchanged and still serving curl by name."""
 
 from __future__ import annotations
 
+import glob
 import os
 import random
+import tempfile
 
 import pytest
 
@@ -25,7 +27,9 @@ def bystander(tmp_path_factory):
 
 def snapshot(lab) -> dict:
     return {**fingerprint(lab.name),
-            "all netns": sorted(os.listdir("/run/netns"))}  # nothing of the campaign's stays
+            # nothing of the campaign's stays: namespaces, nor the fork servers' temp dirs
+            "all netns": sorted(os.listdir("/run/netns")),
+            "temp dirs": sorted(glob.glob(os.path.join(tempfile.gettempdir(), "pymp-*")))}
 
 
 def still_serves(lab) -> None:

@@ -48,6 +48,8 @@ def test_a_killed_agent_is_back_within_two_seconds_without_duplicates(make_lab):
     worker_netns = lab.pod("worker").netns
     assert wait_for(lambda: len(commands_in(worker_netns)) == 1)
     before = commands_in(worker_netns)
+    (old_temp,) = (lab.state.root / "tempdirs").read_text().split()
+    assert os.path.isdir(old_temp)  # its fork server's socket is there
     old = lab.state.agent_pid()
     os.kill(old, signal.SIGKILL)
     killed = time.monotonic()
@@ -57,6 +59,7 @@ def test_a_killed_agent_is_back_within_two_seconds_without_duplicates(make_lab):
     status = lab.status()
     assert status["agent"]["pid"] != old and status["agent"]["restarts"] == 1
     assert status["agent"]["state"] == "running"
+    assert not os.path.exists(old_temp)  # the new agent removed what the killed one left
     # the command the dead agent started was ended, and exactly one runs again
     assert wait_for(lambda: len(commands_in(worker_netns)) == 1), (
         commands_in(worker_netns), nsfs.pids_in({nsfs.inode(worker_netns)}))
