@@ -26,10 +26,16 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from labnet.errors import SpecError, SpecErrors
 from labnet.plan import make_plan
 from labnet.spec import parse_lab_text
+
+# hypothesis keeps a cache (.hypothesis/) even without an example database: in a temporary
+# directory that goes with the test run, not in the checkout
+_HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="labnet-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME.name)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "lab.yaml"
