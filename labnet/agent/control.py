@@ -19,7 +19,7 @@ import time
 
 from labnet.errors import KernelError, LabnetError
 from labnet.kernel.iptables import SYNC_TIMEOUT
-from labnet.kernel.teardown import kill_processes
+from labnet.kernel.teardown import kill_processes, start_time
 from labnet.safepath import child
 from labnet.state import StateDir, make_private_dir, open_log
 
@@ -37,10 +37,9 @@ def _running(pid: int | None, module: bytes, lab: str) -> int | None:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return None
-    except (OSError, IndexError):
+    except OSError:
+        return None
+    if not start_time(pid):  # gone, or a zombie
         return None
     return pid if module in argv and lab.encode() in argv else None
 

@@ -27,7 +27,7 @@ from labnet.agent.servers import ConnectionCap, EchoProtocol, HttpProtocol, PodI
 from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
 from labnet.kernel import iptables, nsexec, nsfs
-from labnet.kernel.teardown import etc_netns_dir
+from labnet.kernel.teardown import etc_netns_dir, start_time
 from labnet.model import Security
 from labnet.names import log_file_name
 from labnet.plan import Plan, PlanPod
@@ -389,17 +389,6 @@ def control_socket(state: StateDir) -> socket.socket:
         os.umask(old)
     sock.listen(64)
     return sock
-
-
-def start_time(pid: int) -> int:
-    """A process's start time (clock ticks since boot), 0 if it is gone: with the pid, it
-    names one process, even after the pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0
-    return int(fields[19]) if fields[0] != "Z" else 0
 
 
 def terminate(process: subprocess.Popen | None) -> None:

@@ -108,12 +108,19 @@ def kill_processes(pids: list[int], grace: float = 2.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
+def start_time(pid: int) -> int:
+    """A live process's start time (clock ticks since boot); 0 when it is gone or a zombie.
+    With the pid, it names one process even after the pid is reused."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[19]) if fields[0] != "Z" else 0
+
+
+def _alive(pid: int) -> bool:
+    return start_time(pid) != 0
 
 
 @dataclass

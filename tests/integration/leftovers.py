@@ -14,8 +14,8 @@ from labnet.state import RUN_DIR
 def lab_inodes(lab: str) -> set[int]:
     """The inodes of the lab's network namespaces now, from every nsfs mount of its names."""
     prefix = f"{nsfs.NETNS_DIR}/{lab}-"
-    return {int(m.root[5:-1]) for m in mounts.mountinfo()
-            if m.fstype == "nsfs" and m.mount_point.startswith(prefix)}
+    return {m.netns_inode for m in mounts.mountinfo()
+            if m.netns_inode and m.mount_point.startswith(prefix)}
 
 
 def leftovers(lab: str, inodes: set[int] = frozenset()) -> list[str]:
@@ -28,8 +28,8 @@ def leftovers(lab: str, inodes: set[int] = frozenset()) -> list[str]:
               if m.mount_point.startswith(prefix)]
     # the kernel reuses a freed namespace's inode number: one that another name holds now is
     # not the lab's any more
-    inodes = set(inodes) - {int(m.root[5:-1]) for m in table
-                            if m.fstype == "nsfs" and not m.mount_point.startswith(prefix)}
+    inodes = set(inodes) - {m.netns_inode for m in table
+                            if m.netns_inode and not m.mount_point.startswith(prefix)}
     if (RUN_DIR / lab).exists():
         found.append(f"state {RUN_DIR / lab}")
     found += [f"file {p}" for p in glob.glob(f"/etc/netns/{lab}-*")]
