@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labnet import lab as labmod  # noqa: E402
+from labnet.input.yamlsrc import load_documents  # noqa: E402
 from labnet.lab import Lab  # noqa: E402
-from labnet.yamlsrc import load_documents  # noqa: E402
 
 
 def lab_yaml(services: int) -> str:

@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labnet.agent.proxy import ProxyManager  # noqa: E402
 from labnet.kernel import iptables, nsfs  # noqa: E402
 from labnet.kubeproxy.for_plan import all_node_rulesets  # noqa: E402
-from labnet.plan import Plan, PlanNetwork, PlanNode  # noqa: E402
-from labnet.services_plan import PlanEndpoint, PlanService, PlanServicePort  # noqa: E402
+from labnet.plan import Plan, PlanEndpoint, PlanNetwork, PlanNode, PlanService, PlanServicePort
 
 NETWORK = PlanNetwork(underlay_cidr="192.168.255.0/24", pod_cidr="172.16.0.0/16",
                       node_cidr_mask=24, service_cidr="172.19.0.0/16", cluster_dns="172.19.0.10",

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labnet import lab as labmod  # noqa: E402
 from labnet.lab import Lab  # noqa: E402
-from labnet.plan import make_plan  # noqa: E402
+from labnet.plan import make_plan
 
 SIZES_FULL = [(2, 1), (2, 10), (2, 100), (2, 500), (10, 1), (10, 10), (10, 100), (10, 500)]
 SIZES_QUICK = [(2, 1), (2, 10), (2, 100), (2, 500)]

@@ -100,8 +100,8 @@ def serve(port: int, with_upstream: bool) -> None:
     import asyncio
 
     from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
+    from labnet.input.labfile import parse_lab_text
     from labnet.plan import make_plan
-    from labnet.spec import parse_lab_text
 
     server = DnsServer()
     server.reload(make_plan(parse_lab_text(SYNTHETIC_LAB, "fuzz.yaml", Path("."))), "")

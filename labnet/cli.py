@@ -175,8 +175,8 @@ def read_manifests(paths: tuple[str, ...]) -> list:
     """Objects from -f arguments: files (multi-document), directories of *.yaml, or `-`."""
     from pathlib import Path
 
-    from labnet.spec import manifest_paths
-    from labnet.yamlsrc import load_documents, load_file
+    from labnet.input.labfile import manifest_paths
+    from labnet.input.yamlsrc import load_documents, load_file
 
     objects: list = []
     for item in paths:

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labnet.checks import Problems
-from labnet.errors import SpecError
+from labnet.errors import Problems, SpecError
+from labnet.input.labfile import default_lab_text, lab_objects, lab_root, parse_lab
+from labnet.input.yamlsrc import Located, LocatedList, load_documents, load_file
 from labnet.model import LabSpec
-from labnet.spec import default_lab_text, lab_objects, lab_root, parse_lab
 from labnet.state import StateDir
-from labnet.yamlsrc import Located, LocatedList, load_documents, load_file
 
 RUNNING = "<running lab>"
 

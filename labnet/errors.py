@@ -53,3 +53,35 @@ class KernelError(LabnetError):
 
 class LabNotFound(LabnetError):
     exit_code = 4
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """`text` safe to print as (part of) one line: characters that are not printable (control
+    characters, line and paragraph separators…) escaped, and at most `limit` characters."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Problems:
+    """Collects every problem of one validation pass; `raise_if_any` reports them together.
+    Each becomes exactly one line: characters that would break it (control characters, line
+    separators) are escaped, whatever a value held."""
+
+    def __init__(self) -> None:
+        self.errors: list[SpecError] = []
+
+    def add(self, where: str, problem: str, hint: str = "") -> None:
+        self.errors.append(SpecError(one_line(where, 500), one_line(problem),
+                                     one_line(hint, 500)))
+
+    def extend(self, error: SpecError | SpecErrors) -> None:
+        for one in error.errors if isinstance(error, SpecErrors) else [error]:
+            self.add(one.where, one.problem, one.hint)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise SpecErrors(self.errors) if len(self.errors) > 1 else self.errors[0]
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from labnet.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, Plan
+from labnet.names import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE
+from labnet.plan import Plan
 
 GRAPH_SCHEMA = {
     "type": "object",

@@ -18,7 +18,7 @@ from labnet.agent import control
 from labnet.desired import RUNNING, Desired, located
 from labnet.dns.resolvconf import resolv_conf
 from labnet.errors import LabnetError, LabNotFound, NotRootError, SpecError
-from labnet.kernel import nsfs, teardown
+from labnet.kernel import nsexec, nsfs, teardown
 from labnet.kernel.build import Builder, Progress
 from labnet.kernel.inspect import inspect_plan
 from labnet.model import LabSpec
@@ -266,7 +266,7 @@ class Lab:
              timeout: float | None = 30, check: bool = False) -> subprocess.CompletedProcess:
         """Run a command in a pod (`NAME`, `pod/NAME`), a node (`node/NAME`) or `external`."""
         netns = self.netns_of(target, namespace)
-        result = nsfs.run(netns, argv, timeout, str(teardown.etc_netns_dir(netns)))
+        result = nsexec.run(netns, argv, timeout, str(teardown.etc_netns_dir(netns)))
         if check:
             result.check_returncode()
         return result

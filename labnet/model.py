@@ -18,6 +18,30 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 NOBODY = 65534  # what a pod command runs as unless its securityContext says otherwise
 DEFAULT_DNS_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL: the one default, used everywhere
 
+# labnet's caps on one lab: bigger would exhaust the machine before it told the user why
+MAX_NODES = 100
+MAX_PODS = 2000  # explicit pods and every Deployment's replicas together
+MAX_SERVICES = 10_000  # kube-proxy is benchmarked up to here and beyond
+MAX_OBJECTS = 20_000  # manifests in one lab, v1 List items counted one by one
+MAX_PORTS = 100  # per Service and per pod (all its containers)
+MAX_CONTAINERS = 20  # per pod
+MAX_PLAN_POD_BYTES = 32 * 1024 * 1024  # the pods' share of the plan: templates x replicas
+MAX_ENDPOINTS = 100_000  # service endpoints over every port of every Service in the plan
+MAX_SLICE_ENDPOINTS, MAX_SLICE_ADDRESSES, MAX_SLICE_PORTS = 1000, 100, 100  # the API server's
+NODE_PORT_RANGE = (30000, 32767)
+
+# names as Kubernetes writes them (without CAP_), numbers from linux/capability.h
+CAPABILITIES = {
+    "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5,
+    "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9, "NET_BIND_SERVICE": 10,
+    "NET_BROADCAST": 11, "NET_ADMIN": 12, "NET_RAW": 13, "IPC_LOCK": 14, "IPC_OWNER": 15,
+    "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_CHROOT": 18, "SYS_PTRACE": 19, "SYS_PACCT": 20,
+    "SYS_ADMIN": 21, "SYS_BOOT": 22, "SYS_NICE": 23, "SYS_RESOURCE": 24, "SYS_TIME": 25,
+    "SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28, "AUDIT_WRITE": 29, "AUDIT_CONTROL": 30,
+    "SETFCAP": 31, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35,
+    "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+}
+
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     """An equality selector (a Service's selector, a nodeSelector, matchLabels): every pair
@@ -74,7 +98,7 @@ class Probe:
 
 @dataclass(frozen=True)
 class Security:
-    """What a pod command runs as (labnet.security turns a securityContext into this)."""
+    """What a pod command runs as (labnet.input.security turns a securityContext into this)."""
 
     uid: int = NOBODY
     gid: int = NOBODY

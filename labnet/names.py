@@ -29,6 +29,12 @@ SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeStri
 OWNER_PREFIX = "labnet:"  # ifalias on every lab netns' lo: the mark of ownership
 
 
+# the kernel devices of every node, named as flannel and the bridge CNI plugin name them
+UNDERLAY_BRIDGE = "br0"
+VXLAN_DEVICE = "flannel.1"
+POD_BRIDGE = "cni0"
+
+
 def lab_name_problem(name: object) -> str | None:
     """Why `name` cannot be a lab's name, or None. The one check every way a lab name comes in
     goes through: lab files, CLI arguments, state directories, ownership marks."""

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 from labnet.errors import LabNotFound
+from labnet.input.labfile import default_lab_text
 from labnet.lab import Lab
 from labnet.lab import down as lab_down
-from labnet.spec import default_lab_text
 
 
 class TestLab:
@@ -68,7 +68,7 @@ class TestLab:
 
     def apply(self, manifests: str) -> list[str]:
         """Apply manifests given as YAML text to the running lab."""
-        from labnet.yamlsrc import load_documents
+        from labnet.input.yamlsrc import load_documents
 
         return Lab.attach(self.name).apply(load_documents(manifests, "<test>"))[1]
 

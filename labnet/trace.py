@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from labnet.dns.client import resolve
-from labnet.kernel import conntrack, nsfs
+from labnet.kernel import conntrack, nsexec
 from labnet.kernel.netlink import NetnsLink
-from labnet.plan import VXLAN_DEVICE, Plan, PlanPod
+from labnet.names import VXLAN_DEVICE
+from labnet.plan import Plan, PlanPod
 
 COUNTER = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) (.*)$")
 
@@ -50,7 +51,7 @@ class Trace:
 
 
 def nat_counters(netns: str) -> dict[tuple[str, str], int]:
-    out = nsfs.run(netns, ["iptables-legacy-save", "-c", "-t", "nat"]).stdout
+    out = nsexec.run(netns, ["iptables-legacy-save", "-c", "-t", "nat"]).stdout
     counters = {}
     for line in out.splitlines():
         match = COUNTER.match(line)
@@ -111,7 +112,7 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
     before = nat_counters(node.netns)
     stats_before = vxlan_tx(node.netns)
     if icmp:
-        ping = nsfs.run(pod.netns, ["ping", "-c", "1", "-W", "2", ip])
+        ping = nsexec.run(pod.netns, ["ping", "-c", "1", "-W", "2", ip])
         after = nat_counters(node.netns)
         moved = changed_rules(before, after, ip)
         answered = ping.returncode == 0
@@ -133,7 +134,7 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
     # a source port of our own, to find this very connection in conntrack (earlier ones to
     # the same address may still be there, in TIME_WAIT)
     local_port = random.randint(20000, 59999)
-    curl = nsfs.run(pod.netns, ["curl", "-s", "-m", "5", "--local-port", str(local_port),
+    curl = nsexec.run(pod.netns, ["curl", "-s", "-m", "5", "--local-port", str(local_port),
                                 f"http://{ip}:{port}{path}"])
     after = nat_counters(node.netns)
     moved = changed_rules(before, after, ip, port)

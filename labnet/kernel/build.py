@@ -17,8 +17,8 @@ from labnet.errors import KernelError
 from labnet.kernel import nsfs
 from labnet.kernel.netlink import HostUplink, Link, NetnsLink
 from labnet.kernel.teardown import ETC_FILE_MODE, ensure_etc_netns_dir, etc_netns_dir
-from labnet.names import OWNER_PREFIX
-from labnet.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, Plan, PlanNode, PlanPod
+from labnet.names import OWNER_PREFIX, POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE
+from labnet.plan import Plan, PlanNode, PlanPod
 
 Progress = Callable[[str, int, int], None]
 ResolvConf = Callable[[Plan, PlanPod], "str | None"]  # a pod's /etc/resolv.conf (None: none)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from labnet.errors import KernelError
-from labnet.kernel import nsfs
+from labnet.kernel import nsexec, nsfs
 from labnet.kernel.netlink import NetnsLink
-from labnet.plan import POD_BRIDGE, VXLAN_DEVICE, Plan
+from labnet.names import POD_BRIDGE, VXLAN_DEVICE
+from labnet.plan import Plan
 
 
 def check_netns(netns: str, expect: dict[str, set[str]]) -> dict:
@@ -61,7 +62,7 @@ def check_vxlan_peers(plan: Plan, node) -> list[str]:
 
 def vtep_answers(from_netns: str, ip: str) -> bool:
     """Does a remote node's underlay address answer a ping from a local node?"""
-    return nsfs.run(from_netns, ["ping", "-c", "1", "-W", "1", ip], timeout=10).returncode == 0
+    return nsexec.run(from_netns, ["ping", "-c", "1", "-W", "1", ip], timeout=10).returncode == 0
 
 
 def inspect_plan(plan: Plan, host: str = "") -> dict:

@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import subprocess
 import sys
+from collections.abc import Sequence
 
 from labnet.kernel import nsfs
-from labnet.security import CAPABILITIES
+from labnet.model import CAPABILITIES
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -123,6 +125,14 @@ def command(netns: str, argv: list[str], etc_dir: str | None = None, uid: int | 
         line += ["--die-with", str(os.getpid())]
     return [*line, netns, "--", *argv]
 
+
+
+def run(netns: str, argv: Sequence[str], timeout: float | None = 30,
+        etc_dir: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command inside netns `name` (as `ip netns exec` would), output captured. Through
+    this module's own entry point, not a preexec_fn: callers may have threads."""
+    return subprocess.run(command(netns, list(argv), etc_dir), capture_output=True,
+                          text=True, timeout=timeout)
 
 def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="labnet-nsexec")

@@ -15,7 +15,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import subprocess
 from collections.abc import Iterator, Sequence
 
 from labnet.kernel import mounts
@@ -225,16 +224,6 @@ def enter_for_exec(name: str, etc_dir: str | None = None, private_tmp: bool = Fa
     if private_tmp:
         _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV,
                            f"mode=1777,size={PRIVATE_TMP_SIZE}".encode()), "mount /tmp", name)
-
-
-def run(netns: str, argv: Sequence[str], timeout: float | None = 30,
-        etc_dir: str | None = None) -> subprocess.CompletedProcess:
-    """Run a command inside netns `name` (as `ip netns exec` would), output captured. Through
-    labnet.kernel.nsexec, not a preexec_fn: callers may have threads."""
-    from labnet.kernel import nsexec
-
-    return subprocess.run(nsexec.command(netns, list(argv), etc_dir), capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def write_sysctl(name: str, key: str, value: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from labnet.kubeproxy import chains as names
-from labnet.services_plan import PlanEndpoint, PlanService
+from labnet.plan import PlanEndpoint, PlanService
 
 MARK_MASQ = "KUBE-MARK-MASQ"
 # chains that gather rules of many services (and kube-proxy's own); all others belong to one

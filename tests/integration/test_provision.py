@@ -58,8 +58,8 @@ def test_vagrantfile_validates(lab):
 
 
 def test_the_multi_vm_lab_file_is_valid():
+    from labnet.input.labfile import load_lab
     from labnet.plan import make_plan
-    from labnet.spec import load_lab
 
     plan = make_plan(load_lab(ROOT / "vagrant" / "multi" / "lab.yaml"))
     assert {n.name: n.host for n in plan.nodes} == {"node1": "hosta", "node2": "hostb"}

@@ -8,8 +8,8 @@ from dnslib import EDNS0, QTYPE, RCODE, RR, DNSRecord
 from labnet.dns.answer import answer
 from labnet.dns.server import DnsServer
 from labnet.dns.zone import cluster_data
+from labnet.input.labfile import parse_lab_text
 from labnet.plan import make_plan
-from labnet.spec import parse_lab_text
 
 LAB = """
 name: t

@@ -30,8 +30,8 @@ from labnet.dns.server import (
     DnsUdpReader,
     parse_query,
 )
+from labnet.input.labfile import parse_lab_text
 from labnet.plan import make_plan
-from labnet.spec import parse_lab_text
 
 MANY = 80  # endpoints of the headless service `many`: its A answer is over 1,232 bytes
 

@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from labnet.errors import SpecError, SpecErrors
+from labnet.input.labfile import parse_lab_text
 from labnet.plan import make_plan
-from labnet.spec import parse_lab_text
 
 # hypothesis keeps a cache (.hypothesis/) even without an example database: in a temporary
 # directory that goes with the test run, not in the checkout

@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 
 from labnet.graph import GRAPH_SCHEMA, graph, to_dot, to_json, to_mermaid
+from labnet.input.labfile import load_default
 from labnet.plan import make_plan
-from labnet.spec import load_default
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from labnet.kubeproxy import chains
 from labnet.kubeproxy.rules import ProxyOptions, probability, render
-from labnet.services_plan import PlanEndpoint, PlanService, PlanServicePort
+from labnet.plan import PlanEndpoint, PlanService, PlanServicePort
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from labnet.errors import SpecError, SpecErrors
+from labnet.input.labfile import load_default, parse_lab_text
 from labnet.names import IFNAMSIZ, host_veth_name, netns_name, replica_pod_name
 from labnet.plan import Plan, make_plan
-from labnet.spec import load_default, parse_lab_text
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

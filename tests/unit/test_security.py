@@ -1,4 +1,4 @@
-"""A pod command's user and capabilities from its securityContext (labnet.security)."""
+"""A pod command's user and capabilities from its securityContext (labnet.input.security)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from labnet.errors import SpecError, SpecErrors
+from labnet.input.labfile import parse_lab_text
+from labnet.input.security import DEFAULT_ROOT_CAPABILITIES
 from labnet.model import NOBODY, Security
 from labnet.plan import make_plan
-from labnet.security import DEFAULT_ROOT_CAPABILITIES
-from labnet.spec import parse_lab_text
 
 LAB = """name: s
 nodes: 1

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from labnet.errors import SpecError, SpecErrors
-from labnet.spec import load_default, load_lab, parse_lab_text
+from labnet.input.labfile import load_default, load_lab, parse_lab_text
 
 ROOT = Path(__file__).resolve().parents[2]
 

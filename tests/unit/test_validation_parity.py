@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from labnet.errors import SpecError, SpecErrors
+from labnet.input.labfile import parse_lab_text
+from labnet.input.yamlsrc import load_documents
 from labnet.names import pod_template_hash, replica_pod_name
-from labnet.plan import hashed_template, make_plan, next_free, replica_of
-from labnet.spec import parse_lab_text
-from labnet.yamlsrc import load_documents
+from labnet.plan import make_plan, replica_of
+from labnet.plan.topology import hashed_template, next_free
 
 
 def lines_of(text: str) -> list[str]:

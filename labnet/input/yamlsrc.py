@@ -23,21 +23,13 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from labnet.errors import SpecError
+from labnet.errors import SpecError, one_line
 
 MAX_YAML_BYTES = 2 * 1024 * 1024  # per file (the API server takes requests of up to 3 MiB)
 MAX_YAML_NODES = 200_000  # values written in one file (a 1,000-pod lab needs ~50,000)
 MAX_YAML_DEPTH = 64  # nesting, aliases expanded (a Deployment's deepest field is ~12 levels)
 ALIAS_EXTRA = 10_000  # values aliases may add beyond what is written (or as many as written)
 MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def one_line(text: str, limit: int = 2000) -> str:
-    """`text` safe to print as (part of) one line: characters that are not printable (control
-    characters, line and paragraph separators…) escaped, and at most `limit` characters."""
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Located(dict):

@@ -15,8 +15,8 @@ import ipaddress
 import re
 from typing import Any
 
-from labnet.errors import SpecError, SpecErrors
-from labnet.yamlsrc import Located, one_line, where_of
+from labnet.errors import Problems
+from labnet.input.yamlsrc import Located, where_of
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -30,15 +30,6 @@ CIDR_TEXT = re.compile(r"([^/]*)/([0-9]{1,2})")
 
 # Caps that keep a lab file from exhausting the machine (the kernel objects, the plan and the
 # agent grow with each of them). The API server has its own for EndpointSlices (below).
-MAX_NODES = 100
-MAX_PODS = 2000  # explicit pods and every Deployment's replicas together
-MAX_SERVICES = 10_000  # kube-proxy is benchmarked up to here and beyond
-MAX_OBJECTS = 20_000  # manifests in one lab, v1 List items counted one by one
-MAX_PORTS = 100  # per Service and per pod (all its containers)
-MAX_CONTAINERS = 20  # per pod
-MAX_PLAN_POD_BYTES = 32 * 1024 * 1024  # the pods' share of the plan: templates x replicas
-MAX_ENDPOINTS = 100_000  # service endpoints over every port of every Service in the plan
-MAX_SLICE_ENDPOINTS, MAX_SLICE_ADDRESSES, MAX_SLICE_PORTS = 1000, 100, 100  # the API server's
 NODE_CIDR_MASK = (16, 28)  # nodeCIDRMaskSize: a /16 holds 65,534 pods, a /28 13
 MAX_NODE_CIDR_BITS = 16  # nodeCIDRMaskSize - podCIDR prefix (kube-controller-manager's limit)
 MIN_SERVICE_PREFIX = 12  # serviceCIDR at most a /12 (the API server's limit: 20 bits)
@@ -56,30 +47,6 @@ SPECIAL_RANGES = (
     (ipaddress.IPv4Network("240.0.0.0/4"), "the reserved range (240.0.0.0/4)"),
 )
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-
-
-class Problems:
-    """Collects every problem of one validation pass; `raise_if_any` reports them together.
-    Each becomes exactly one line: characters that would break it (control characters, line
-    separators) are escaped, whatever a value held."""
-
-    def __init__(self) -> None:
-        self.errors: list[SpecError] = []
-
-    def add(self, where: str, problem: str, hint: str = "") -> None:
-        self.errors.append(SpecError(one_line(where, 500), one_line(problem),
-                                     one_line(hint, 500)))
-
-    def extend(self, error: SpecError | SpecErrors) -> None:
-        for one in error.errors if isinstance(error, SpecErrors) else [error]:
-            self.add(one.where, one.problem, one.hint)
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise SpecErrors(self.errors) if len(self.errors) > 1 else self.errors[0]
-
-    def __bool__(self) -> bool:
-        return bool(self.errors)
 
 
 def shown(value: Any, limit: int = 80) -> str:

@@ -10,23 +10,13 @@ user gets exactly `capabilities.add`. Unless privileged, no_new_privs is set.
 
 from __future__ import annotations
 
-from labnet.checks import Problems, check_fields, get_bool, get_int, get_list, get_map
-from labnet.model import NOBODY, Security
-from labnet.yamlsrc import Located, where_of
+from labnet.errors import Problems
+from labnet.input.checks import check_fields, get_bool, get_int, get_list, get_map
+from labnet.input.yamlsrc import Located, where_of
+from labnet.model import CAPABILITIES, NOBODY, Security
 
 MAX_ID = 2**31 - 1
 
-# names as Kubernetes writes them (without CAP_), numbers from linux/capability.h
-CAPABILITIES = {
-    "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5,
-    "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9, "NET_BIND_SERVICE": 10,
-    "NET_BROADCAST": 11, "NET_ADMIN": 12, "NET_RAW": 13, "IPC_LOCK": 14, "IPC_OWNER": 15,
-    "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_CHROOT": 18, "SYS_PTRACE": 19, "SYS_PACCT": 20,
-    "SYS_ADMIN": 21, "SYS_BOOT": 22, "SYS_NICE": 23, "SYS_RESOURCE": 24, "SYS_TIME": 25,
-    "SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28, "AUDIT_WRITE": 29, "AUDIT_CONTROL": 30,
-    "SETFCAP": 31, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35,
-    "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
-}
 # what containerd and Docker give a root container that asks for nothing more
 DEFAULT_ROOT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
                              "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE",

@@ -12,17 +12,19 @@ from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
 
-from labnet.checks import (
-    MAX_ENDPOINTS,
+from labnet.addressing import (
+    external_address,
+    load_balancer_pool,
+    max_nodes,
+    node_address,
+    node_pod_cidr,
+    pods_per_node,
+)
+from labnet.errors import Problems, SpecError, one_line
+from labnet.input.checks import (
     MAX_NODE_CIDR_BITS,
-    MAX_NODES,
-    MAX_OBJECTS,
-    MAX_PLAN_POD_BYTES,
-    MAX_PODS,
-    MAX_SERVICES,
     MIN_SERVICE_PREFIX,
     NODE_CIDR_MASK,
-    Problems,
     check_dns_label,
     check_fields,
     check_labels,
@@ -36,10 +38,17 @@ from labnet.checks import (
     shown,
     type_name,
 )
-from labnet.errors import SpecError
-from labnet.manifests import Workloads, parse_manifest
+from labnet.input.workloads import Workloads, parse_manifest
+from labnet.input.yamlsrc import Located, load_documents, load_file, where_of
 from labnet.model import (
     DEFAULT_NAMESPACES,
+    MAX_ENDPOINTS,
+    MAX_NODES,
+    MAX_OBJECTS,
+    MAX_PLAN_POD_BYTES,
+    MAX_PODS,
+    MAX_SERVICES,
+    NODE_PORT_RANGE,
     ContainerPort,
     ContainerSpec,
     DeploymentSpec,
@@ -54,8 +63,6 @@ from labnet.model import (
     selects,
 )
 from labnet.names import lab_name_problem
-from labnet.service_manifests import NODE_PORT_RANGE
-from labnet.yamlsrc import Located, load_documents, load_file, one_line, where_of
 
 LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns", "hosts"}
 HOST_FIELDS = {"name", "nodes", "interface", "address"}
@@ -68,7 +75,6 @@ NETWORK_FIELDS = {
 VXLAN_FIELDS = {"vni", "port"}
 NODE_FIELDS = {"name", "labels", "address"}
 RESERVED_NODE_NAMES = {"underlay", "external"}
-FIRST_NODE_HOST = 11  # nodes are .11, .12, … on the underlay, as in the article
 MAX_UPSTREAMS = 15  # CoreDNS's forward plugin: at most 15 upstreams
 
 
@@ -372,48 +378,10 @@ def parse_network_section(net: Located, problems: Problems) -> NetworkSpec:
     )
 
 
-def load_balancer_pool(underlay: ipaddress.IPv4Network) -> tuple[int, int]:
-    """LoadBalancer addresses (as ints, inclusive): the top quarter of the underlay, below the
-    external host (the broadcast address - 1)."""
-    base = int(underlay.network_address)
-    return base + underlay.num_addresses * 3 // 4, int(underlay.broadcast_address) - 2
-
-
-def max_nodes(network: NetworkSpec) -> int:
-    """Node i (1-based) gets the i-th node-sized slice of podCIDR and host .10+i on the underlay,
-    below the LoadBalancer pool."""
-    by_pods = 2 ** (network.node_cidr_mask - network.pod_cidr.prefixlen) - 1
-    pool_start, _ = load_balancer_pool(network.underlay_cidr)
-    by_underlay = pool_start - int(network.underlay_cidr.network_address) - FIRST_NODE_HOST
-    return max(0, min(by_pods, by_underlay, MAX_NODES))
-
-
 def nodes_hint(network: NetworkSpec) -> str:
     if max_nodes(network) == MAX_NODES:
         return f"labnet's cap is {MAX_NODES} nodes: more would exhaust the machine"
     return "the pod CIDR and underlay fit that many nodes"
-
-
-def node_pod_cidr(network: NetworkSpec, index: int) -> ipaddress.IPv4Network:
-    """Node `index` (1-based) gets slice `index` of podCIDR."""
-    size = 2 ** (32 - network.node_cidr_mask)
-    return ipaddress.IPv4Network((int(network.pod_cidr.network_address) + index * size,
-                                  network.node_cidr_mask))
-
-
-def node_address(network: NetworkSpec, node: NodeSpec, index: int) -> ipaddress.IPv4Address:
-    """A node's underlay address: the one it names, else host .10 + index."""
-    return node.address or network.underlay_cidr.network_address + FIRST_NODE_HOST - 1 + index
-
-
-def external_address(network: NetworkSpec) -> ipaddress.IPv4Address:
-    """The `external` host: the address below the underlay's broadcast."""
-    return network.underlay_cidr.broadcast_address - 1
-
-
-def pods_per_node(network: NetworkSpec) -> int:
-    """Pod addresses of a node's slice: all but network, gateway (.1) and broadcast."""
-    return 2 ** (32 - network.node_cidr_mask) - 3
 
 
 def parse_nodes(doc: Located, network: NetworkSpec, problems: Problems) -> list[NodeSpec]:

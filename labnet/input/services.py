@@ -7,12 +7,8 @@ labnet is IPv4 only, so dual-stack settings that need IPv6 are refused.
 
 from __future__ import annotations
 
-from labnet.checks import (
-    MAX_PORTS,
-    MAX_SLICE_ADDRESSES,
-    MAX_SLICE_ENDPOINTS,
-    MAX_SLICE_PORTS,
-    Problems,
+from labnet.errors import Problems
+from labnet.input.checks import (
     check_dns_label,
     check_dns_subdomain,
     check_fields,
@@ -32,8 +28,18 @@ from labnet.checks import (
     special_ip_problem,
     type_name,
 )
-from labnet.model import EndpointSliceSpec, ServicePortSpec, ServiceSpec, SliceEndpoint
-from labnet.yamlsrc import Located, where_of
+from labnet.input.yamlsrc import Located, where_of
+from labnet.model import (
+    MAX_PORTS,
+    MAX_SLICE_ADDRESSES,
+    MAX_SLICE_ENDPOINTS,
+    MAX_SLICE_PORTS,
+    NODE_PORT_RANGE,
+    EndpointSliceSpec,
+    ServicePortSpec,
+    ServiceSpec,
+    SliceEndpoint,
+)
 
 SERVICE_SPEC_FIELDS = {
     "allocateLoadBalancerNodePorts", "clusterIP", "clusterIPs", "externalIPs", "externalName",
@@ -48,7 +54,6 @@ SLICE_ENDPOINT_FIELDS = {"addresses", "conditions", "deprecatedTopology", "hints
                          "nodeName", "targetRef", "zone"}
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
-NODE_PORT_RANGE = (30000, 32767)
 DEFAULT_AFFINITY_TIMEOUT = 10800
 
 

@@ -9,61 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass, field
 
-from labnet.checks import MAX_ENDPOINTS, Problems
-from labnet.model import EndpointSliceSpec, LabSpec, ServiceSpec, selects
-from labnet.service_manifests import NODE_PORT_RANGE
-from labnet.spec import load_balancer_pool
-
-
-@dataclass(frozen=True)
-class PlanEndpoint:
-    ip: str
-    port: int
-    node: str = ""
-    ready: bool = True
-    serving: bool = True
-    terminating: bool = False
-    pod: str = ""  # namespace/name of the pod behind it, when labnet knows it
-    hostname: str = ""
-
-    @property
-    def address(self) -> str:
-        return f"{self.ip}:{self.port}"
-
-
-@dataclass(frozen=True)
-class PlanServicePort:
-    name: str
-    protocol: str
-    port: int
-    target_port: str
-    node_port: int = 0
-    endpoints: tuple[PlanEndpoint, ...] = ()
-
-
-@dataclass(frozen=True)
-class PlanService:
-    namespace: str
-    name: str
-    type: str
-    cluster_ip: str  # "None" for headless, "" for ExternalName
-    ports: tuple[PlanServicePort, ...] = ()
-    external_ips: tuple[str, ...] = ()
-    load_balancer_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress
-    load_balancer_source_ranges: tuple[str, ...] = ()
-    session_affinity_timeout: int = 0
-    external_traffic_local: bool = False
-    internal_traffic_local: bool = False
-    health_check_node_port: int = 0
-    external_name: str = ""
-    selector: dict[str, str] | None = field(default=None)
-    publish_not_ready: bool = False  # endpoints count as ready whatever their pods say
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+from labnet.addressing import load_balancer_pool
+from labnet.errors import Problems
+from labnet.model import (
+    MAX_ENDPOINTS,
+    NODE_PORT_RANGE,
+    EndpointSliceSpec,
+    LabSpec,
+    ServiceSpec,
+    selects,
+)
+from labnet.plan.types import PlanEndpoint, PlanService, PlanServicePort
 
 
 def _probe(key: str, size: int) -> int:

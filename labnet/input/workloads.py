@@ -10,13 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from labnet.checks import (
+from labnet.errors import Problems, one_line
+from labnet.input.checks import (
     HTTP_HEADER_NAME,
     MAX_ARG_BYTES,
-    MAX_CONTAINERS,
-    MAX_PODS,
-    MAX_PORTS,
-    Problems,
     check_annotations,
     check_dns1035_label,
     check_dns_label,
@@ -37,7 +34,13 @@ from labnet.checks import (
     shown,
     type_name,
 )
+from labnet.input.security import parse_security
+from labnet.input.services import parse_endpoint_slice, parse_service
+from labnet.input.yamlsrc import Located, where_of
 from labnet.model import (
+    MAX_CONTAINERS,
+    MAX_PODS,
+    MAX_PORTS,
     ContainerPort,
     ContainerSpec,
     DeploymentSpec,
@@ -48,9 +51,6 @@ from labnet.model import (
     Probe,
     ServiceSpec,
 )
-from labnet.security import parse_security
-from labnet.service_manifests import parse_endpoint_slice, parse_service
-from labnet.yamlsrc import Located, one_line, where_of
 
 TOP_FIELDS = {"apiVersion", "kind", "metadata", "spec", "status"}
 META_FIELDS = {
