@@ -1,11 +1,12 @@
 """labnet: a real, miniature Kubernetes network built from Linux network namespaces.
 
-The pipeline has one direction (see README.md):
+The pipeline has one direction (see ARCHITECTURE.md):
 
-    lab file + manifests --spec--> LabSpec --plan--> Plan --kernel--> namespaces, links, processes
+    lab file + manifests --input--> LabSpec --plan--> Plan --kernel/agent--> namespaces, links,
+                                                                             processes, rules
 
 `labnet.Lab` is the Python API the CLI and the tests use. It is imported lazily so that the
-pure modules (spec, plan, render) load without the kernel-facing libraries.
+pure stages (input, plan, kubeproxy's rules) load without the kernel-facing libraries.
 """
 
 from typing import Any

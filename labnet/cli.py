@@ -14,6 +14,7 @@ from labnet import __version__, interrupt
 from labnet import lab as labmod
 from labnet.errors import LabnetError
 from labnet.lab import Lab, pick_lab, require_root
+from labnet.status import StatusReport
 
 
 def fail(error: LabnetError) -> None:
@@ -345,12 +346,12 @@ def list_cmd(output: str) -> None:
 def status(lab_name: str | None, output: str) -> None:
     """Nodes and pods as the kernel has them, servers alive, anything missing or foreign."""
     require_root()
-    data = labmod.status(pick_lab(lab_name))
+    report = labmod.status(pick_lab(lab_name))
     if output == "json":
-        print_json(data)
+        click.echo(report.to_json())
     else:
-        click.echo(format_status(data), nl=False)
-    sys.exit(0 if data["healthy"] else 1)
+        click.echo(format_status(report), nl=False)
+    sys.exit(0 if report.healthy else 1)
 
 
 def good(text: str, ok: bool) -> str:
@@ -358,44 +359,41 @@ def good(text: str, ok: bool) -> str:
     return click.style(text, fg="green" if ok else "red")
 
 
-def format_status(data: dict) -> str:
-    agent = data["agent"]
-    health = good("healthy" if data["healthy"] else "DEGRADED", data["healthy"])
-    if agent["alive"]:
-        shown = f"pid {agent['pid']}" + (f", restarted {agent['restarts']}x"
-                                          if agent.get("restarts") else "")
+def format_status(report: StatusReport) -> str:
+    agent = report.agent
+    health = good("healthy" if report.healthy else "DEGRADED", report.healthy)
+    if agent.alive:
+        shown = f"pid {agent.pid}" + (f", restarted {agent.restarts}x" if agent.restarts else "")
     else:
         shown = {"restarting": "RESTARTING (its supervisor is starting it again)"}.get(
-            agent.get("state"), "NOT RUNNING (`labnet up` starts it)")
-    lines = [f"lab {data['lab']}: {health}   pod agent: {shown}",
+            agent.state, "NOT RUNNING (`labnet up` starts it)")
+    lines = [f"lab {report.lab}: {health}   pod agent: {shown}",
              f"{'NODE':<12}{'UNDERLAY IP':<17}{'POD CIDR':<18}{'PODS':<6}STATUS"]
-    for n in data["nodes"]:
-        state = good("ok" if n["ready"] else "missing: " + ", ".join(n["missing"]), n["ready"])
-        if n["foreign"]:
-            state += "  foreign: " + ", ".join(n["foreign"])
-        if n.get("proxy_restarts"):
-            state += f"  (kube-proxy restarted {n['proxy_restarts']}x)"
-        lines.append(f"{n['name']:<12}{n['underlay_ip']:<17}{n['pod_cidr']:<18}{n['pods']:<6}"
-                     f"{state}")
+    for n in report.nodes:
+        state = good("ok" if n.ready else "missing: " + ", ".join(n.missing), n.ready)
+        if n.foreign:
+            state += "  foreign: " + ", ".join(n.foreign)
+        if n.proxy_restarts:
+            state += f"  (kube-proxy restarted {n.proxy_restarts}x)"
+        lines.append(f"{n.name:<12}{n.underlay_ip:<17}{n.pod_cidr:<18}{n.pods:<6}{state}")
     lines.append("")
     lines.append(f"{'NAMESPACE':<12}{'POD':<34}{'IP':<15}{'NODE':<10}{'SERVING':<14}STATUS")
-    for p in data["pods"]:
-        serving = ",".join(p["listening"] + [c["container"] for c in p["processes"]
-                                             if c["running"]]) or "-"
-        state = good("ok" if p["ready"] else "missing: " + ", ".join(p["missing"]), p["ready"])
-        lines.append(f"{p['namespace']:<12}{p['name']:<34}{p['ip']:<15}{p['node']:<10}"
-                     f"{serving:<14}{state}")
-    if data.get("services"):
+    for p in report.pods:
+        serving = ",".join([*p.listening, *(c.container for c in p.processes if c.running)]) \
+            or "-"
+        state = good("ok" if p.ready else "missing: " + ", ".join(p.missing), p.ready)
+        lines.append(f"{p.namespace:<12}{p.name:<34}{p.ip:<15}{p.node:<10}{serving:<14}{state}")
+    if report.services:
         lines.append("")
         lines.append(f"{'NAMESPACE':<12}{'SERVICE':<22}{'TYPE':<14}{'CLUSTER-IP':<16}"
                      f"{'EXTERNAL-IP':<17}{'PORT(S)':<18}ENDPOINTS")
-        for svc in data["services"]:
-            eps = ",".join(svc["endpoints"][:3]) + (
-                f" + {len(svc['endpoints']) - 3} more" if len(svc["endpoints"]) > 3 else "")
-            lines.append(f"{svc['namespace']:<12}{svc['name']:<22}{svc['type']:<14}"
-                         f"{svc['cluster_ip']:<16}{svc['external_ip']:<17}"
-                         f"{','.join(svc['ports']):<18}{eps or '<none>'}")
-    for stray in data["stray_netns"]:
+        for svc in report.services:
+            eps = ",".join(svc.endpoints[:3]) + (
+                f" + {len(svc.endpoints) - 3} more" if len(svc.endpoints) > 3 else "")
+            lines.append(f"{svc.namespace:<12}{svc.name:<22}{svc.type:<14}"
+                         f"{svc.cluster_ip:<16}{svc.external_ip:<17}"
+                         f"{','.join(svc.ports):<18}{eps or '<none>'}")
+    for stray in report.stray_netns:
         lines.append(f"foreign netns with the lab's prefix: {stray}")
     return "\n".join(lines) + "\n"
 
@@ -409,8 +407,6 @@ def format_status(data: dict) -> str:
 def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: bool) -> None:
     """Print a node's kube-proxy rules (iptables-restore text) for FILE, or with --dns the lab's
     DNS zone. No root needed."""
-    from labnet.kubeproxy.for_plan import node_ruleset
-
     lab = Lab.load(file)
     plan = lab.plan()
     if dns_zone:
@@ -423,9 +419,8 @@ def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: b
     node = node_name or names[0]
     if node not in names:
         raise LabnetError(f"no node {node!r} in lab {plan.lab}: nodes are {', '.join(names)}")
-    ruleset = node_ruleset(plan, node)
     click.echo(f"# kube-proxy rules of node {node} in lab {plan.lab} (rendered by labnet)")
-    click.echo(ruleset.sync_text() if sync_only else ruleset.restore_text(), nl=False)
+    click.echo(lab.proxy.node_text(plan, node, sync_only), nl=False)
 
 
 @main.command()
@@ -474,14 +469,7 @@ def graph(file: str | None, lab_name: str | None, output: str, target: str | Non
 def rules(lab_name: str | None, table: str, node: str) -> None:
     """Print the iptables rules installed in NODE, read back from its kernel."""
     require_root()
-    lab = running(lab_name)
-    target = node if node.startswith("node/") else f"node/{node}"
-    argv = ["iptables-legacy-save"] + ([] if table == "all" else ["-t", table])
-    result = lab.exec(target, argv)
-    if result.returncode != 0:
-        raise LabnetError(f"iptables-legacy-save failed in {node}: {result.stderr.strip()}")
-    click.echo("".join(line + "\n" for line in result.stdout.splitlines()
-                       if not line.startswith("#")), nl=False)
+    click.echo(running(lab_name).installed_rules(node, table), nl=False)
 
 
 @main.command()
@@ -524,11 +512,8 @@ def trace(lab_name: str | None, namespace: str, icmp: bool, output: str, pod: st
           target: str) -> None:
     """Make one real request from POD to TARGET (URL, NAME or NAME:PORT) and explain each hop
     with what the kernel reported. Example: labnet trace client http://my-nginx"""
-    from labnet import trace as tracing
-
     require_root()
-    lab = running(lab_name)
-    result = tracing.trace(lab.running_plan(), lab.pod_at(pod, namespace), target, icmp)
+    result = running(lab_name).trace(pod, target, namespace, icmp)
     click.echo(json.dumps(result.as_dict(), indent=2) if output == "json" else result.text(),
                nl=output == "json")
     sys.exit(0 if result.ok else 1)

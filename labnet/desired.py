@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labnet.errors import Problems, SpecError
-from labnet.input.labfile import default_lab_text, lab_objects, lab_root, parse_lab
-from labnet.input.yamlsrc import Located, LocatedList, load_documents, load_file
+from labnet.errors import SpecError
+from labnet.input.labfile import parse_lab, read_lab_file
+from labnet.input.yamlsrc import Located, LocatedList
 from labnet.model import LabSpec
 from labnet.state import StateDir
 
@@ -64,25 +64,9 @@ class Desired:
 
     @classmethod
     def from_lab_file(cls, path: str | Path | None) -> Desired:
-        if path is None:
-            docs = load_documents(default_lab_text(), "<default lab: examples/seed.yaml>")
-            source, base = "<default lab: examples/seed.yaml>", Path.cwd()
-        else:
-            path = Path(path)
-            if path.is_dir():
-                raise SpecError(str(path), "is a directory, not a lab file",
-                                "give the lab's YAML file")
-            docs, source, base = load_file(path, "lab file"), str(path), path.parent
-        root = lab_root(docs, source)
-        problems = Problems()
-        objects = lab_objects(root, base, problems)
-        problems.raise_if_any()
-        settings = Located(source=root.source, line=root.line)
-        settings.key_lines = root.key_lines
-        for key, value in root.items():
-            if key not in ("manifests", "manifestFiles"):
-                settings[key] = value
-        return cls(settings, flatten(objects), {}, source)
+        lab_file = read_lab_file(path)
+        lab_file.problems.raise_if_any()
+        return cls(lab_file.settings(), flatten(lab_file.objects), {}, lab_file.source)
 
     @classmethod
     def load(cls, state: StateDir) -> Desired | None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 from labnet.names import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE
-from labnet.plan import Plan
+from labnet.plan import Plan, PlanLink, plan_links
+from labnet.plan.links import VXLAN
 
 GRAPH_SCHEMA = {
     "type": "object",
@@ -34,8 +35,15 @@ def graph(plan: Plan) -> dict:
         {"id": "switch", "kind": "switch", "label": f"{UNDERLAY_BRIDGE} (underlay "
                                                      f"{plan.network.underlay_cidr})"},
         {"id": "external", "kind": "host", "label": "external host", "ip": plan.external_ip}]
+    links = plan_links(plan)
+    to = {link.b.netns: link for link in links if link.kind != VXLAN}
+
+    def plug(link: PlanLink) -> str:  # "eth0 192.168.255.11": the end that is a host's NIC
+        return f"{link.b.ifname} {link.b.address.split('/')[0]}"
+
+    external = to.get(plan.external_netns)  # none in a lab that spans hosts
     edges: list[dict] = [{"from": "external", "to": "switch", "kind": "link",
-                          "label": f"eth0 {plan.external_ip}"}]
+                          "label": plug(external) if external else f"eth0 {plan.external_ip}"}]
     for node in plan.nodes:
         nid = f"node:{node.name}"
         vertices += [
@@ -46,17 +54,18 @@ def graph(plan: Plan) -> dict:
             {"id": f"{nid}:vxlan", "kind": "vxlan", "parent": nid,
              "label": f"{VXLAN_DEVICE} {node.vtep_ip} VNI {plan.network.vxlan_vni}"}]
         edges.append({"from": nid, "to": "switch", "kind": "link",
-                      "label": f"eth0 {node.underlay_ip}"})
+                      "label": plug(to[node.netns])})
         for pod in plan.pods_on(node.name):
             pid = f"pod:{pod.key}"
             vertices.append({"id": pid, "kind": "pod", "parent": nid, "ip": pod.ip,
                              "label": f"{pod.key} {pod.ip}"})
+            veth = to[pod.netns]
             edges.append({"from": pid, "to": f"{nid}:cni0", "kind": "veth",
-                          "label": f"eth0 - {pod.host_veth}"})
-    for i, a in enumerate(plan.nodes):
-        for b in plan.nodes[i + 1:]:
-            edges.append({"from": f"node:{a.name}:vxlan", "to": f"node:{b.name}:vxlan",
-                          "kind": "vxlan", "label": f"UDP {plan.network.vxlan_port}"})
+                          "label": f"{veth.b.ifname} - {veth.a.ifname}"})
+    for link in links:
+        if link.kind == VXLAN:
+            edges.append({"from": f"{link.a.owner}:vxlan", "to": f"{link.b.owner}:vxlan",
+                          "kind": "vxlan", "label": f"UDP {link.attributes['port']}"})
     for svc in plan.services:
         sid = f"svc:{svc.key}"
         ports = ",".join(f"{p.port}/{p.protocol}" for p in svc.ports)

@@ -10,20 +10,23 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from labnet import interrupt
+from labnet import status as statusmod
 from labnet.agent import control
 from labnet.desired import RUNNING, Desired, located
 from labnet.dns.resolvconf import resolv_conf
 from labnet.errors import LabnetError, LabNotFound, NotRootError, SpecError
 from labnet.kernel import nsexec, nsfs, teardown
 from labnet.kernel.build import Builder, Progress
-from labnet.kernel.inspect import inspect_plan
+from labnet.kubeproxy.backend import ProxyBackend
+from labnet.kubeproxy.modes import backend_for
 from labnet.model import LabSpec
 from labnet.plan import Plan, PlanPod, make_plan, replica_of
 from labnet.state import LockTimeout, StateDir, check_lab_name, list_labs
+from labnet.status import StatusReport
 
 
 def require_root() -> None:
@@ -256,7 +259,7 @@ class Lab:
             raise LabNotFound(f"lab {self.name} is not up: `labnet up` builds it")
         return plan
 
-    def status(self) -> dict:
+    def status(self) -> StatusReport:
         return status(self.name)
 
     def netns_of(self, target: str, namespace: str = "default") -> str:
@@ -304,6 +307,28 @@ class Lab:
             if pod.name == name and pod.namespace == namespace:
                 return pod
         raise LabnetError(f"no pod {namespace}/{name} in lab {self.name}")
+
+    @property
+    def proxy(self) -> ProxyBackend:
+        """The lab's kube-proxy backend (its --proxy-mode)."""
+        return backend_for("iptables")
+
+    def installed_rules(self, node: str, table: str = "all") -> str:
+        """What node NODE's kernel holds, as the proxy mode's own tool prints it."""
+        target = node if node.startswith("node/") else f"node/{node}"
+        result = self.exec(target, self.proxy.read_back_argv(table))
+        if result.returncode != 0:
+            raise LabnetError(f"reading the {self.proxy.mode} rules of {node} failed: "
+                              f"{result.stderr.strip()}")
+        return "".join(line + "\n" for line in result.stdout.splitlines()
+                       if not line.startswith("#"))
+
+    def trace(self, pod: str, target: str, namespace: str = "default", icmp: bool = False):
+        """One real request (or ping) from a pod to a target, explained hop by hop."""
+        from labnet import trace as tracing
+
+        return tracing.trace(self.running_plan(), self.pod_at(pod, namespace), target, icmp,
+                             self.proxy)
 
 
 def resolve_target(plan: Plan, target: str, namespace: str = "default") -> str:
@@ -435,88 +460,7 @@ def _alive(state: StateDir) -> str | None:
     return f"running (pod agent pid {pid})"
 
 
-def status(name: str) -> dict:
+def status(name: str) -> StatusReport:
+    """The running lab's status report (labnet/status.py builds it)."""
     require_root()
-    state = StateDir(name)
-    plan = state.read_plan() if state.exists() else None
-    if plan is None:
-        raise LabNotFound(f"lab {name} is not up: `labnet list` shows the labs")
-    kernel = inspect_plan(plan, state.host())
-    agent = control.status(state)
-    supervisor = control.supervisor_alive(state)
-    served = agent["pods"] if agent else {}
-    pods = []
-    for pod in plan.pods:
-        seen = kernel["pods"][pod.key]
-        if seen.get("remote"):
-            pods.append({"namespace": pod.namespace, "name": pod.name, "ip": pod.ip,
-                         "node": pod.node, "netns": pod.netns, "ports": [], "listening": [],
-                         "processes": [], "ready": True, "missing": [], "remote": True})
-            continue
-        runtime = served.get(pod.key, {})
-        want = [f"{p.port}/{p.protocol}" for p in pod.ports]
-        listening = runtime.get("listening", [])
-        procs = runtime.get("processes", [])
-        missing = list(seen["missing"])
-        missing += [f"server {p}" for p in want if p not in listening]
-        missing += [f"process {p['container']}" for p in procs if not p["running"]]
-        if runtime and not runtime.get("ready", True):
-            missing.append("readiness (not answering yet)")
-        pods.append({
-            "namespace": pod.namespace, "name": pod.name, "ip": pod.ip, "node": pod.node,
-            "netns": pod.netns, "ports": want, "listening": listening, "processes": procs,
-            "ready": not missing, "missing": missing,
-        })
-    proxies = agent.get("proxy", {}) if agent else {}
-    nodes = []
-    for n in plan.nodes:
-        missing = list(kernel["nodes"][n.name]["missing"])
-        proxy = proxies.get(n.netns, {})
-        if kernel["nodes"][n.name].get("remote"):
-            nodes.append({"name": n.name, "netns": n.netns, "underlay_ip": n.underlay_ip,
-                          "pod_cidr": n.pod_cidr, "pods": len(plan.pods_on(n.name)),
-                          "ready": not missing, "missing": missing, "foreign": [],
-                          "remote": kernel["nodes"][n.name]["remote"]})
-            continue
-        if not (proxy.get("alive") and proxy.get("synced")):
-            missing.append("kube-proxy rules (the agent's worker for this node)")
-        nodes.append({
-            "name": n.name, "netns": n.netns, "underlay_ip": n.underlay_ip,
-            "pod_cidr": n.pod_cidr, "pods": len(plan.pods_on(n.name)), "ready": not missing,
-            "missing": missing, "foreign": kernel["nodes"][n.name]["foreign"],
-            "proxy_pid": proxy.get("pid"), "proxy_restarts": proxy.get("restarts", 0),
-        })
-    healthy = (agent is not None and all(p["ready"] for p in pods)
-               and all(n["ready"] for n in nodes) and not kernel["stray_netns"]
-               and not kernel["underlay"]["missing"] and not kernel["external"]["missing"])
-    return {
-        "lab": plan.lab, "healthy": healthy,
-        "agent": {"pid": agent["pid"] if agent else None, "alive": agent is not None,
-                  "restarts": agent.get("restarts", 0) if agent else None,
-                  "supervisor": supervisor,
-                  # restarting: its supervisor will have it back in a moment; down: nothing will
-                  "state": "running" if agent else "restarting" if supervisor else "down"},
-        "underlay": {"netns": plan.underlay_netns, "cidr": plan.network.underlay_cidr,
-                     "missing": kernel["underlay"]["missing"]},
-        "external": {"netns": plan.external_netns, "ip": plan.external_ip,
-                     "missing": kernel["external"]["missing"]},
-        "nodes": nodes, "pods": pods, "stray_netns": kernel["stray_netns"],
-        "services": [service_status(s, {k for k, rt in served.items()
-                                        if not rt.get("ready", True)}) for s in plan.services],
-        "network": asdict(plan.network),
-    }
-
-
-def service_status(svc, unready: set[str] = frozenset()) -> dict:
-    """A Service as `kubectl get svc` and its EndpointSlices would show it: the endpoints of
-    pods that do not answer (yet) are left out."""
-    ports = [f"{p.port}" + (f":{p.node_port}" if p.node_port else "") + f"/{p.protocol}"
-             for p in svc.ports]
-    endpoints = sorted({e.address for p in svc.ports for e in p.endpoints
-                        if e.ready and e.pod not in unready})
-    return {
-        "namespace": svc.namespace, "name": svc.name, "type": svc.type,
-        "cluster_ip": svc.cluster_ip or "<none>",
-        "external_ip": ",".join(svc.load_balancer_ips + svc.external_ips) or "<none>",
-        "ports": ports, "endpoints": endpoints,
-    }
+    return statusmod.status(name)

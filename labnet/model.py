@@ -1,7 +1,7 @@
 """The validated model of a lab: what the user asked for, with every default filled in.
 
-Plain frozen dataclasses, no behaviour that touches the machine. `spec.py` and
-`manifests.py` build them from YAML; `plan.py` turns them into a Plan.
+Plain frozen dataclasses, no behaviour that touches the machine. labnet.input builds them from
+YAML; labnet.plan turns them into a Plan. Constants more than one stage reads live here too.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 
 
 NOBODY = 65534  # what a pod command runs as unless its securityContext says otherwise
+SYNC_TIMEOUT = 120.0  # one node's kube-proxy sync; the CLI's wait for a reload is derived from it
 DEFAULT_DNS_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL: the one default, used everywhere
 
 # labnet's caps on one lab: bigger would exhaust the machine before it told the user why

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import re
 import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -14,10 +13,10 @@ from urllib.parse import urlsplit
 from labnet.dns.client import resolve
 from labnet.kernel import conntrack, nsexec
 from labnet.kernel.netlink import NetnsLink
+from labnet.kubeproxy.backend import ProxyBackend
+from labnet.kubeproxy.modes import backend_for
 from labnet.names import VXLAN_DEVICE
 from labnet.plan import Plan, PlanPod
-
-COUNTER = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) (.*)$")
 
 
 @dataclass
@@ -50,16 +49,6 @@ class Trace:
         return "\n".join(lines) + "\n"
 
 
-def nat_counters(netns: str) -> dict[tuple[str, str], int]:
-    out = nsexec.run(netns, ["iptables-legacy-save", "-c", "-t", "nat"]).stdout
-    counters = {}
-    for line in out.splitlines():
-        match = COUNTER.match(line)
-        if match:
-            counters[(match.group(3), match.group(4))] = int(match.group(1))
-    return counters
-
-
 def parse_target(target: str) -> tuple[str, int, str]:
     if "://" not in target:
         target = "http://" + target
@@ -77,7 +66,11 @@ def owner_of_ip(plan: Plan, ip: str) -> str:
     return ""
 
 
-def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
+def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False,
+          backend: ProxyBackend | None = None) -> Trace:
+    """Follow one connection (or ping) from `pod` to `target`, with the kernel's evidence at
+    each step: DNS answer, route, the proxy rules whose counters moved, conntrack's DNAT."""
+    backend = backend or backend_for()
     result = Trace()
     host, port, path = parse_target(target)
     node = plan.node(pod.node)
@@ -103,17 +96,16 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
     service = next((s for s in plan.services if s.cluster_ip == ip), None)
     # 2. the pod's route, and who owns the address
     with NetnsLink(pod.netns) as link:
-        route = link.ipr.route("get", dst=ip)[0]
-    gateway = route.get_attr("RTA_GATEWAY") or "(on link)"
+        gateway = link.route_gateway(ip) or "(on link)"
     owner = owner_of_ip(plan, ip)
     result.add("route in the pod", f"{ip} via {gateway} dev eth0 (the node's cni0)",
                f"owner of {ip}: " + (owner or "no interface in the lab: a virtual IP, only "
                                               "iptables rules know it"))
-    before = nat_counters(node.netns)
+    before = backend.counters(node.netns)
     stats_before = vxlan_tx(node.netns)
     if icmp:
         ping = nsexec.run(pod.netns, ["ping", "-c", "1", "-W", "2", ip])
-        after = nat_counters(node.netns)
+        after = backend.counters(node.netns)
         moved = changed_rules(before, after, ip)
         answered = ping.returncode == 0
         result.add("ping", f"{'reply' if answered else 'no reply'} from {ip}",
@@ -136,7 +128,7 @@ def trace(plan: Plan, pod: PlanPod, target: str, icmp: bool = False) -> Trace:
     local_port = random.randint(20000, 59999)
     curl = nsexec.run(pod.netns, ["curl", "-s", "-m", "5", "--local-port", str(local_port),
                                 f"http://{ip}:{port}{path}"])
-    after = nat_counters(node.netns)
+    after = backend.counters(node.netns)
     moved = changed_rules(before, after, ip, port)
     if moved:
         result.add(f"{node.name} nat chains (packet counters that moved)",
@@ -227,6 +219,4 @@ def dns_endpoint(plan: Plan, node_netns: str, pod_ip: str, dns_ip: str) -> str:
 
 def vxlan_tx(netns: str) -> int:
     with NetnsLink(netns) as link:
-        msg = link.ipr.link("get", ifname=VXLAN_DEVICE)[0]
-    stats = msg.get_attr("IFLA_STATS64")
-    return int(stats["tx_packets"]) if stats else 0
+        return link.tx_packets(VXLAN_DEVICE)

@@ -6,6 +6,7 @@ lazy import is still a dependency. Pure standard library; no labnet module is im
 
     python scripts/import_graph.py            # summary, levels, and every arrow
     python scripts/import_graph.py --summary  # the three figures only
+    python scripts/import_graph.py --stages   # the same, modules folded into their stage
 """
 
 import argparse
@@ -57,6 +58,23 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
+def stage_of(name: str) -> str:
+    """labnet.plan.types -> labnet.plan; top-level modules stay themselves."""
+    parts = name.split(".")
+    package = ".".join(parts[:2])
+    return package if (ROOT.parent / Path(*package.split("."))).is_dir() else name
+
+
+def fold(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    folded: dict[str, set[str]] = {}
+    for name, deps in graph.items():
+        stage = stage_of(name)
+        folded.setdefault(stage, set()).update(stage_of(d) for d in deps)
+    for stage, deps in folded.items():
+        deps.discard(stage)
+    return folded
+
+
 def levels(graph: dict[str, set[str]]) -> tuple[dict[str, int], list[str]]:
     level: dict[str, int] = {}
     visiting: set[str] = set()
@@ -82,10 +100,14 @@ def levels(graph: dict[str, set[str]]) -> tuple[dict[str, int], list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--stages", action="store_true",
+                        help="fold each package (input, plan, kernel…) into one node")
     args = parser.parse_args()
     mods = modules()
     known = set(mods)
     graph = {name: imports_of(name, path, known) for name, path in mods.items()}
+    if args.stages:
+        graph = fold(graph)
     # The lazy `labnet` package facade is not a dependency of anything in it.
     for deps in graph.values():
         deps.discard("labnet")
@@ -106,4 +128,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `| head`
+        sys.exit(0)

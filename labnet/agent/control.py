@@ -18,8 +18,8 @@ import tempfile
 import time
 
 from labnet.errors import KernelError, LabnetError
-from labnet.kernel.iptables import SYNC_TIMEOUT
 from labnet.kernel.teardown import kill_processes, start_time
+from labnet.model import SYNC_TIMEOUT
 from labnet.safepath import child
 from labnet.state import StateDir, make_private_dir, open_log
 

@@ -26,7 +26,7 @@ from labnet.agent.readiness import Readiness
 from labnet.agent.servers import ConnectionCap, EchoProtocol, HttpProtocol, PodIdentity
 from labnet.dns.server import DnsServer, DnsTcp, DnsUdpReader
 from labnet.errors import LabnetError
-from labnet.kernel import iptables, nsexec, nsfs
+from labnet.kernel import nsexec, nsfs
 from labnet.kernel.teardown import etc_netns_dir, start_time
 from labnet.model import Security
 from labnet.names import log_file_name
@@ -356,7 +356,7 @@ class Agent:
         listener = await asyncio.start_unix_server(self.handle, sock=control_socket(self.state))
         self.end_orphans()
         control.remove_temp_dirs(self.state)  # a killed predecessor's
-        iptables.prepare_workers()  # the workers' fork server loads while pods are set up
+        self.proxy.backend.prepare()  # the workers' fork server loads while pods are set up
         control.record_temp_dir(self.state, multiprocessing.util.get_temp_dir())
         first = await self.reload()
         if ready_fd is not None:

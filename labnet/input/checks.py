@@ -164,6 +164,27 @@ def read_port(item: Any, where: str, number_key: str, fields: set[str], what: st
     return number, protocol
 
 
+class PortList:
+    """The ports of one list seen so far (a pod's, a Service's, an EndpointSlice's): a second
+    use of a name, or of a number with a protocol, is reported where it is, with the first."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.names: set[str] = set()
+        self.numbers: dict[tuple[int, str], str] = {}
+
+    def name(self, name: str, where: str, problems: Problems) -> None:
+        if name in self.names:
+            problems.add(where, f"{self.what}: duplicate port name {name!r}")
+        self.names.add(name)
+
+    def number(self, number: int, protocol: str, where: str, problems: Problems) -> None:
+        first = self.numbers.setdefault((number, protocol), where)
+        if first is not where:
+            problems.add(where, f"{self.what}: duplicate port {number}/{protocol}",
+                         f"first at {first}")
+
+
 # --- names -------------------------------------------------------------------------------
 
 def check_dns_label(name: Any, where: str, what: str, problems: Problems) -> bool:

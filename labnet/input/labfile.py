@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -82,33 +82,68 @@ def default_lab_text() -> str:
     return resources.files("labnet").joinpath("data/seed.yaml").read_text(encoding="utf-8")
 
 
+DEFAULT_SOURCE = "<default lab: examples/seed.yaml>"
+
+
+@dataclass
+class LabFile:
+    """A lab file as read, before validation: its settings mapping (with locations), every
+    manifest it gives (inline and from manifestFiles, in order), and the problems met reading
+    them. The one loader: `load_lab` validates it into a LabSpec, and the running lab's desired
+    state (labnet.desired) starts from it."""
+
+    root: Located
+    objects: list
+    source: str
+    problems: Problems
+
+    def settings(self) -> Located:
+        """The lab's own settings: the root mapping without its manifests."""
+        settings = Located(source=self.root.source, line=self.root.line)
+        settings.key_lines = self.root.key_lines
+        for key, value in self.root.items():
+            if key not in ("manifests", "manifestFiles"):
+                settings[key] = value
+        return settings
+
+    def spec(self) -> LabSpec:
+        return parse_lab(self.root, self.objects, self.source, self.problems)
+
+
+def read_lab_file(path: str | Path | None) -> LabFile:
+    """The lab file at `path`, or the built-in default lab when `path` is None."""
+    lines: list[int] = []
+    if path is None:
+        source, base = DEFAULT_SOURCE, Path.cwd()
+        docs = load_documents(default_lab_text(), source, lines)
+    else:
+        path = Path(path)
+        if path.is_dir():
+            raise SpecError(str(path), "is a directory, not a lab file", "give the lab's YAML file")
+        source, base = str(path), path.parent
+        docs = load_file(path, "lab file", lines)
+    return read_lab_docs(docs, source, base, lines)
+
+
+def read_lab_docs(docs: list, source: str, base: Path, lines: list[int] | None = None
+                  ) -> LabFile:
+    root = lab_root(docs, source, lines)
+    problems = Problems()
+    return LabFile(root, lab_objects(root, base, problems), source, problems)
+
+
 def load_default() -> LabSpec:
-    return parse_lab_text(default_lab_text(), "<default lab: examples/seed.yaml>", Path.cwd())
+    return read_lab_file(None).spec()
 
 
 def load_lab(path: str | Path | None) -> LabSpec:
-    """The lab file at `path`, or the built-in default lab when `path` is None."""
-    if path is None:
-        return load_default()
-    path = Path(path)
-    if path.is_dir():
-        raise SpecError(str(path), "is a directory, not a lab file", "give the lab's YAML file")
-    lines: list[int] = []
-    text_docs = load_file(path, "lab file", lines)
-    return parse_lab_docs(text_docs, str(path), path.parent, lines)
+    """The lab file at `path` validated, or the built-in default lab when `path` is None."""
+    return read_lab_file(path).spec()
 
 
 def parse_lab_text(text: str, source: str, base: Path) -> LabSpec:
     lines: list[int] = []
-    return parse_lab_docs(load_documents(text, source, lines), source, base, lines)
-
-
-def parse_lab_docs(docs: list, source: str, base: Path, lines: list[int] | None = None
-                   ) -> LabSpec:
-    doc = lab_root(docs, source, lines)
-    problems = Problems()
-    objects = lab_objects(doc, base, problems)
-    return parse_lab(doc, objects, source, problems)
+    return read_lab_docs(load_documents(text, source, lines), source, base, lines).spec()
 
 
 def lab_root(docs: list, source: str, lines: list[int] | None = None) -> Located:

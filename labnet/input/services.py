@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from labnet.errors import Problems
 from labnet.input.checks import (
+    PortList,
     check_dns_label,
     check_dns_subdomain,
     check_fields,
@@ -233,8 +234,7 @@ def parse_target_port(item: Located, number: int, what: str, problems: Problems
 def parse_service_ports(spec: Located, kind: str, headless: bool, what: str,
                         problems: Problems) -> list[ServicePortSpec]:
     ports: list[ServicePortSpec] = []
-    seen: dict[tuple[int, str], str] = {}
-    names: set[str] = set()
+    seen = PortList(what)
     items = get_list(spec, "ports", what, problems)
     if len(items) > MAX_PORTS:
         problems.add(spec.where("ports"), f"{what} has {len(items)} ports, more than "
@@ -252,13 +252,9 @@ def parse_service_ports(spec: Located, kind: str, headless: bool, what: str,
             check_dns_label(name, item.where("name"), f"{what} port name", problems)
         elif len(items) > 1:
             problems.add(where, f"{what}: every port needs a name when there are several")
-        if name in names and name:
-            problems.add(item.where("name"), f"{what}: duplicate port name {name!r}")
-        names.add(name)
-        if (number, protocol) in seen:
-            problems.add(where, f"{what}: duplicate port {number}/{protocol}",
-                         f"first at {seen[(number, protocol)]}")
-        seen[(number, protocol)] = where
+        if name:
+            seen.name(name, item.where("name"), problems)
+        seen.number(number, protocol, where, problems)
         check_app_protocol(item, what, problems)
         target = parse_target_port(item, number, what, problems)
         node_port = get_int(item, "nodePort", f"{what} port", problems, 0, *NODE_PORT_RANGE)
@@ -339,7 +335,7 @@ def parse_endpoint_slice(obj: Located, meta: Located, namespace: str, name: str,
         if endpoint is not None:
             endpoints.append(endpoint)
     ports = []
-    names: set[str] = set()
+    seen = PortList(what)
     items = get_list(obj, "ports", what, problems)
     if len(items) > MAX_SLICE_PORTS:
         problems.add(obj.where("ports"), f"{what} holds {len(items)} ports, more than "
@@ -356,10 +352,7 @@ def parse_endpoint_slice(obj: Located, meta: Located, namespace: str, name: str,
         port_name = get_str(item, "name", f"{what} port", problems, default="") or ""
         if port_name:
             check_dns_label(port_name, item.where("name"), f"{what} port name", problems)
-        if port_name in names:
-            problems.add(item.where("name") if "name" in item else where,
-                         f"{what}: duplicate port name {port_name!r}")
-        names.add(port_name)
+        seen.name(port_name, item.where("name") if "name" in item else where, problems)
         check_app_protocol(item, what, problems)
         if protocol not in ("TCP", "UDP"):
             if protocol is not None:

@@ -14,6 +14,7 @@ from labnet.errors import Problems, one_line
 from labnet.input.checks import (
     HTTP_HEADER_NAME,
     MAX_ARG_BYTES,
+    PortList,
     check_annotations,
     check_dns1035_label,
     check_dns_label,
@@ -193,8 +194,7 @@ def parse_pod_spec(spec: Located, labels: dict[str, str], what: str,
         problems.add(spec.where("hostNetwork"), f"{what}: hostNetwork pods are not supported",
                      "remove hostNetwork: the pod gets its own network namespace")
     containers = []
-    seen_ports: dict[tuple[int, str], str] = {}
-    port_names: set[str] = set()
+    seen = PortList(what)
     items = get_list(spec, "containers", f"{what} spec", problems)
     if not items:
         problems.add(spec.where("containers"), f"{what} has no containers",
@@ -209,13 +209,13 @@ def parse_pod_spec(spec: Located, labels: dict[str, str], what: str,
         if not isinstance(item, Located):
             problems.add(where, f"{what}: each container must be a mapping")
             continue
-        container = parse_container(item, what, seen_ports, port_names, problems, spec)
+        container = parse_container(item, what, seen, problems, spec)
         if container.name in container_names:
             problems.add(where, f"{what}: duplicate container name {container.name!r}")
         container_names.add(container.name)
         containers.append(container)
-    if len(seen_ports) > MAX_PORTS:
-        problems.add(spec.where("containers"), f"{what} declares {len(seen_ports)} ports, more "
+    if len(seen.numbers) > MAX_PORTS:
+        problems.add(spec.where("containers"), f"{what} declares {len(seen.numbers)} ports, more "
                      f"than {MAX_PORTS}", "labnet's cap: each is a listening socket")
     node_selector = check_labels(spec.get("nodeSelector"), spec, f"{what} nodeSelector", problems)
     node_name = get_str(spec, "nodeName", f"{what} spec", problems, default="") or ""
@@ -277,7 +277,7 @@ def check_env(item: Located, what: str, problems: Problems) -> None:
             get_map(entry, "valueFrom", f"{what} env", problems)
 
 
-def parse_container(item: Located, pod: str, seen_ports: dict, port_names: set,
+def parse_container(item: Located, pod: str, seen: PortList,
                     problems: Problems, spec: Located | None = None) -> ContainerSpec:
     name = get_str(item, "name", f"{pod} container", problems, required=True)
     if name is not None:
@@ -306,13 +306,8 @@ def parse_container(item: Located, pod: str, seen_ports: dict, port_names: set,
             if (why := port_name_problem(port_name)) is not None:
                 problems.add(port.where("name"), f"{what}: port name {shown(port_name)} is not "
                              f"an IANA service name: it {why}")
-            if port_name in port_names:
-                problems.add(port.where("name"), f"{pod}: duplicate port name {port_name!r}")
-            port_names.add(port_name)
-        if (number, protocol) in seen_ports:
-            problems.add(where, f"{pod}: port {number}/{protocol} is declared twice",
-                         f"first at {seen_ports[(number, protocol)]}")
-        seen_ports[(number, protocol)] = where
+            seen.name(port_name, port.where("name"), problems)
+        seen.number(number, protocol, where, problems)
         ports.append(ContainerPort(number, protocol, port_name))
     if args and not command:
         problems.add(item.where("args"), f"{what}: args without command",

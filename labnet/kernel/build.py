@@ -18,7 +18,8 @@ from labnet.kernel import nsfs
 from labnet.kernel.netlink import HostUplink, Link, NetnsLink
 from labnet.kernel.teardown import ETC_FILE_MODE, ensure_etc_netns_dir, etc_netns_dir
 from labnet.names import OWNER_PREFIX, POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE
-from labnet.plan import Plan, PlanNode, PlanPod
+from labnet.plan import Plan, PlanLink, PlanNode, PlanPod, plan_links
+from labnet.plan.links import MACVLAN, VXLAN
 
 Progress = Callable[[str, int, int], None]
 ResolvConf = Callable[[Plan, PlanPod], "str | None"]  # a pod's /etc/resolv.conf (None: none)
@@ -78,6 +79,15 @@ class Builder:
         self.handles: dict[str, NetnsLink] = {}
         self._node_links: dict[str, dict[str, Link]] = {}
         self.progress = progress or (lambda what, done, total: None)
+        # the plan's link records, by the netns of their `b` end (eth0 of a node or pod)
+        self.plan_links = plan_links(plan)
+        self.links_to: dict[str, list[PlanLink]] = {}
+        self.vxlan_peers: dict[str, list[str]] = {}  # node netns -> owners of its VXLAN peers
+        for link in self.plan_links:
+            self.links_to.setdefault(link.b.netns, []).append(link)
+            if link.kind == VXLAN:
+                self.vxlan_peers.setdefault(link.a.netns, []).append(link.b.owner)
+                self.vxlan_peers.setdefault(link.b.netns, []).append(link.a.owner)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -159,6 +169,37 @@ class Builder:
         if netns not in self.fresh or peer_netns not in self.fresh:
             self.report.change(f"{netns}: veth {name} <-> {peer_netns}:{peer} created")
 
+    def ensure_device(self, netns: str, links: dict[str, Link], name: str, kind: str,
+                      create: Callable[[], None], fits: bool = True) -> bool:
+        """A bridge or VXLAN device `name` of `kind`: made (again) by `create` when it is
+        missing, of another kind or does not fit (`fits` False), else brought up if down.
+        True if it was made."""
+        have = links.get(name)
+        if have is not None and have.kind == kind and fits:
+            if not have.up:
+                self.handle(netns).set_link(name, state="up")
+                self.report.change(f"{netns}: {name} up")
+            return False
+        if have is not None:
+            self.handle(netns).delete_link(name)
+        create()  # which leaves it up
+        if netns not in self.fresh:
+            self.report.change(f"{netns}: {kind} {name} created")
+        return True
+
+    def ensure_link(self, link: PlanLink, a_links: dict[str, Link],
+                    b_links: dict[str, Link]) -> None:
+        """A veth link of the plan, with its attributes (a new attribute: one call here)."""
+        a, b = link.a, link.b
+        self.ensure_veth(a.netns, a_links, a.ifname, b.netns, b_links, b.ifname, link.mtu,
+                         a.master or None)
+        if link.attributes.get("hairpin"):
+            port = a_links.get(a.ifname)
+            if port is None or not port.hairpin:
+                self.handle(a.netns).set_hairpin(a.ifname)
+                if port is not None:
+                    self.report.change(f"{a.netns}: hairpin on {a.ifname}")
+
     def ensure_addresses(self, netns: str, fresh: bool, wanted: dict[str, set[str]]) -> None:
         """Exactly these IPv4 addresses on these interfaces."""
         handle = self.handle(netns)
@@ -207,26 +248,26 @@ class Builder:
     def build_uplinks(self) -> None:
         """Multi-host: each local node's eth0 is a macvlan of this host's NIC, on the real
         network between the hosts."""
-        plan = self.plan
-        parent = plan.hosts[self.host].interface
         uplink = None
         try:
             for node in self.nodes:
-                links = self.links(node.netns)
-                self.ensure_loopback(node.netns, links)
-                if "eth0" not in links:
+                (link,) = [x for x in self.links_to[node.netns] if x.kind == MACVLAN]
+                end = link.b
+                links = self.links(end.netns)
+                self.ensure_loopback(end.netns, links)
+                if end.ifname not in links:
                     uplink = uplink or HostUplink()
-                    fd = nsfs.open_fd(node.netns)
+                    fd = nsfs.open_fd(end.netns)
                     try:
-                        uplink.add_macvlan(parent, fd, "eth0", int(plan.network.mtu),
-                                           self.mark)
+                        uplink.add_macvlan(link.a.ifname, fd, end.ifname, link.mtu, self.mark)
                     finally:
                         os.close(fd)
-                    self.handle(node.netns).set_link("eth0", state="up")
-                    if node.netns not in self.fresh:
-                        self.report.change(f"{node.netns}: eth0 (macvlan of {parent}) created")
-                self.ensure_addresses(node.netns, node.netns in self.fresh,
-                                      {"eth0": {f"{node.underlay_ip}/{plan.underlay_prefixlen}"}})
+                    self.handle(end.netns).set_link(end.ifname, state="up")
+                    if end.netns not in self.fresh:
+                        self.report.change(f"{end.netns}: {end.ifname} (macvlan of "
+                                           f"{link.a.ifname}) created")
+                self.ensure_addresses(end.netns, end.netns in self.fresh,
+                                      {end.ifname: {end.address}})
         finally:
             if uplink is not None:
                 uplink.close()
@@ -266,25 +307,17 @@ class Builder:
         ns = plan.underlay_netns
         links = self.links(ns)
         self.ensure_loopback(ns, links)
-        bridge = links.get(UNDERLAY_BRIDGE)
-        if bridge is None or bridge.kind != "bridge":
-            if bridge is not None:
-                self.handle(ns).delete_link(UNDERLAY_BRIDGE)
-            self.handle(ns).add_bridge(UNDERLAY_BRIDGE, int(plan.network.mtu), self.mark)
-            if ns not in self.fresh:
-                self.report.change(f"{ns}: bridge {UNDERLAY_BRIDGE} created")
-        elif not bridge.up:
-            self.handle(ns).set_link(UNDERLAY_BRIDGE, state="up")
-        hosts = [(n.underlay_port, n.netns, n.underlay_ip) for n in plan.nodes]
-        hosts.append(("external", plan.external_netns, plan.external_ip))
-        mtu = int(plan.network.mtu)
-        for port, host_ns, ip in hosts:
+        self.ensure_device(ns, links, UNDERLAY_BRIDGE, "bridge", lambda: self.handle(
+            ns).add_bridge(UNDERLAY_BRIDGE, int(plan.network.mtu), self.mark))
+        ports = [link for link in self.plan_links if link.a.netns == ns]
+        for link in ports:
+            host_ns = link.b.netns
             host_links = self.links(host_ns)
             self.ensure_loopback(host_ns, host_links)
-            self.ensure_veth(ns, links, port, host_ns, host_links, "eth0", mtu, UNDERLAY_BRIDGE)
+            self.ensure_link(link, links, host_links)
             self.ensure_addresses(host_ns, host_ns in self.fresh,
-                                  {"eth0": {f"{ip}/{plan.underlay_prefixlen}"}})
-        stale = set(links) - {"lo", UNDERLAY_BRIDGE, *(h[0] for h in hosts)}
+                                  {link.b.ifname: {link.b.address}})
+        stale = set(links) - {"lo", UNDERLAY_BRIDGE, *(link.a.ifname for link in ports)}
         for name in sorted(stale):
             self.handle(ns).delete_link(name)
             self.report.change(f"{ns}: stale port {name} removed")
@@ -303,33 +336,19 @@ class Builder:
                 nsfs.write_sysctl(ns, key, "1")
                 if not fresh:
                     self.report.change(f"{ns}: {key} = 1")
-        cni = links.get(POD_BRIDGE)
-        if cni is None or cni.kind != "bridge":
-            if cni is not None:
-                handle.delete_link(POD_BRIDGE)
-            # nf_call_iptables: bridged pod-to-pod traffic on one node must see kube-proxy's
-            # DNAT rules too (a pod calling a service whose endpoint is on the same node).
-            handle.add_bridge(POD_BRIDGE, mtu, self.mark, nf_call_iptables=True)
-            if not fresh:
-                self.report.change(f"{ns}: bridge {POD_BRIDGE} created")
-        elif not cni.up:
-            handle.set_link(POD_BRIDGE, state="up")
-            self.report.change(f"{ns}: {POD_BRIDGE} up")
-        vx = links.get(VXLAN_DEVICE)
-        if vx is None or vx.kind != "vxlan" or vx.mac != node.vtep_mac:
-            if vx is not None:
-                handle.delete_link(VXLAN_DEVICE)
+        # nf_call_iptables: bridged pod-to-pod traffic on one node must see kube-proxy's DNAT
+        # rules too (a pod calling a service whose endpoint is on the same node)
+        self.ensure_device(ns, links, POD_BRIDGE, "bridge", lambda: handle.add_bridge(
+            POD_BRIDGE, mtu, self.mark, nf_call_iptables=True))
+
+        def add_vxlan() -> None:
             handle.add_vxlan(VXLAN_DEVICE, int(plan.network.vxlan_vni), node.underlay_ip,
-                             int(plan.network.vxlan_port), "eth0", mtu, node.vtep_mac,
-                             self.mark)
+                             int(plan.network.vxlan_port), "eth0", mtu, node.vtep_mac, self.mark)
             handle.set_link(VXLAN_DEVICE, state="up")
-            if not fresh:
-                self.report.change(f"{ns}: {VXLAN_DEVICE} created")
-            fresh_vx = True
-        else:
-            fresh_vx = False
-            if not vx.up:
-                handle.set_link(VXLAN_DEVICE, state="up")
+
+        vx = links.get(VXLAN_DEVICE)
+        fresh_vx = self.ensure_device(ns, links, VXLAN_DEVICE, "vxlan", add_vxlan,
+                                      fits=vx is not None and vx.mac == node.vtep_mac)
         prefix = plan.network.node_cidr_mask
         self.ensure_addresses(ns, fresh, {POD_BRIDGE: {f"{node.gateway}/{prefix}"},
                                           VXLAN_DEVICE: {f"{node.vtep_ip}/32"}})
@@ -353,7 +372,8 @@ class Builder:
         via M's VTEP address (onlink), a permanent ARP entry for that address with M's VTEP
         MAC, and an FDB entry sending that MAC to M's underlay IP."""
         handle = self.handle(node.netns)
-        others = [m for m in self.plan.nodes if m.name != node.name]
+        peers = set(self.vxlan_peers.get(node.netns, ()))
+        others = [m for m in self.plan.nodes if f"node:{m.name}" in peers]
         vx = handle.index(VXLAN_DEVICE)
         routes = set() if fresh else handle.routes()
         neigh = set() if fresh else handle.neighbours(vx)
@@ -388,18 +408,10 @@ class Builder:
         links = self.links(ns)
         self.ensure_loopback(ns, links)
         node_links = {} if fresh else self.node_links(node.netns)
-        self.ensure_veth(node.netns, node_links, pod.host_veth, ns, links, "eth0", plan.pod_mtu,
-                         POD_BRIDGE)
-        host = node_links.get(pod.host_veth)
-        if host is None or not host.hairpin:
-            # hairpin, as the CNI bridge plugin sets it: a pod that reaches its own Service may
-            # be DNATed back to itself, out of the port the packet came in on
-            self.handle(node.netns).set_hairpin(pod.host_veth)
-            if host is not None:
-                self.report.change(f"{node.netns}: hairpin on {pod.host_veth}")
-        prefix = plan.network.node_cidr_mask
+        (link,) = self.links_to[ns]
+        self.ensure_link(link, node_links, links)
         changes = len(self.report.changes)
-        self.ensure_addresses(ns, fresh, {"eth0": {f"{pod.ip}/{prefix}"}})
+        self.ensure_addresses(ns, fresh, {link.b.ifname: {link.b.address}})
         if len(self.report.changes) > changes:
             # the node may hold a FAILED ARP entry from while the pod was broken
             self.handle(node.netns).forget_neighbour(POD_BRIDGE, pod.ip)

@@ -3,8 +3,9 @@
 Each node is synced in a child process that enters the node's netns and opens fresh libiptc
 handles there, so a commit can only land in that namespace (python-iptables caches tables by
 name per process) and nothing keeps the namespace alive afterwards. Per table: one atomic
-commit. Only chains whose rules changed since the last sync are rewritten; stale KUBE- chains
-are deleted; kube-proxy's jumps from the built-in chains are prepended where missing.
+commit. Only the chains labnet.kubeproxy.sync chose are rewritten; stale chains the producer
+owns are deleted (another producer's are left alone); kube-proxy's jumps from the built-in
+chains are prepended where missing.
 
 Speed: turning argv into a libiptc entry through python-iptables parses every option through
 xtables (~0.7 ms a rule). Rules of one *shape* (same options, other addresses, ports, names)
@@ -29,8 +30,9 @@ from multiprocessing.connection import Connection
 
 from labnet.errors import KernelError
 from labnet.kernel import nsfs
+from labnet.model import SYNC_TIMEOUT
+from labnet.producers import KUBE_PROXY, RuleProducer
 
-SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
 FIELD_SIZES = {"comment": 256, "name": 200, "chain": 29}
 
 
@@ -41,8 +43,10 @@ class TablePlan:
     name: str
     rewrite: dict[str, list[tuple[str, ...]]]  # chain -> every rule's argv
     jumps: list[tuple[str, tuple[str, ...]]]  # (built-in chain, argv) in prepend order
-    full: bool  # no trusted record of the kernel: read it, delete unknown KUBE- chains
+    full: bool  # no trusted record of the kernel: read it, delete the owner's unknown chains
     stale: list[str] = field(default_factory=list)  # chains of the last sync that must go
+    owner: RuleProducer = KUBE_PROXY  # a full sync deletes only chains this producer owns
+    cleanup: bool = False  # remove the owner's jumps from the built-in chains too
 
 
 @dataclass
@@ -58,7 +62,7 @@ class SyncResult:
 # --- the child: argv -> libiptc entries ------------------------------------------------------
 
 def _is_service_chain(name: str) -> bool:
-    return name.startswith(SERVICE_CHAIN_PREFIXES)
+    return name.startswith(KUBE_PROXY.prefixes)
 
 
 class EntryFactory:
@@ -277,11 +281,13 @@ def _apply_table(iptc, factory: EntryFactory, plan: TablePlan, result: SyncResul
         result.rules += len(rules)
         result.rewritten += 1
     wanted = set(plan.rewrite)
-    if existing is not None:  # full: everything wanted is in `rewrite`
-        stale = sorted(c for c in existing if c.startswith("KUBE-") and c not in wanted)
+    if existing is not None:  # full: everything wanted is in `rewrite`; other producers'
+        stale = sorted(c for c in existing if plan.owner.owns(c) and c not in wanted)
     else:
         stale = [c for c in plan.stale if c not in wanted and lib.iptc_is_chain(c.encode(),
                                                                                 handle)]
+    if plan.cleanup:
+        _remove_jumps(iptc, table, plan.owner)
     for chain in stale:
         table.flush_entries(chain)
     for chain in stale:
@@ -292,6 +298,17 @@ def _apply_table(iptc, factory: EntryFactory, plan: TablePlan, result: SyncResul
             if not _has_entry(iptc, table, builtin, args, factory):
                 table.insert_entry(builtin, factory.buffer(args), 0)
     table.commit()
+
+
+def _remove_jumps(iptc, table, owner: RuleProducer) -> None:
+    """Delete the rules of the built-in chains that jump to a chain `owner` owns."""
+    for name in _chain_names(table):
+        if not table.builtin_chain(name):
+            continue
+        chain = iptc.Chain(table, name)
+        for rule in chain.rules:
+            if rule.target is not None and owner.owns(rule.target.name):
+                chain.delete_rule(rule)
 
 
 def _has_entry(iptc, table, chain: str, args: tuple[str, ...], factory: EntryFactory) -> bool:
@@ -328,12 +345,7 @@ def _worker_main(netns: str, conn: Connection) -> None:
         signal.set_wakeup_fd(-1)
         with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
             comm.write("kube-proxy")  # what `ps -e` and `top` call this process
-        fd = nsfs.open_fd(netns)
-        if nsfs._libc.setns(fd, nsfs.CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {netns}")
-        os.close(fd)
-        if os.stat("/proc/self/ns/net").st_ino == nsfs.ROOT_INODE:
-            raise nsfs.SealError("refusing to write iptables rules in the root namespace")
+        nsfs.enter_netns_for_good(netns)  # never the root netns: it refuses that
         iptc = _load_iptc()
         factory = EntryFactory(iptc)
         while True:
@@ -363,9 +375,6 @@ def _worker_main(netns: str, conn: Connection) -> None:
             conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
     finally:
         os._exit(status)
-
-
-SYNC_TIMEOUT = 120.0  # one node's sync; the CLI's wait for a reload is derived from it
 
 
 def _worker_context():
@@ -427,21 +436,3 @@ class NodeWorker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
-
-
-def plan_tables(ruleset, previous: dict[str, dict[str, list[str]]] | None,
-                jumps: list[tuple[str, str, tuple[str, ...]]]) -> list[TablePlan]:
-    """What to rewrite, per table, given the last installed ruleset (None: trust nothing)."""
-    plans = []
-    texts = ruleset.chains()
-    for table in ruleset.tables():
-        before = (previous or {}).get(table.name)
-        rewrite = {}
-        ordered = table.chain_rules()
-        for chain, rules in ordered.items():
-            if before is None or before.get(chain) != texts[table.name][chain]:
-                rewrite[chain] = [r.args for r in rules]
-        table_jumps = [(chain, args) for t, chain, args in jumps if t == table.name]
-        stale = sorted(set(before or {}) - set(ordered))
-        plans.append(TablePlan(table.name, rewrite, table_jumps, before is None, stale))
-    return plans

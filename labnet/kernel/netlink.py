@@ -142,6 +142,17 @@ class NetnsLink:
                 for m in self._call("listing fdb", "fdb", "dump", ifindex=ifindex)
                 if m["ifindex"] == ifindex and m.get_attr("NDA_DST")}
 
+    def route_gateway(self, dst: str) -> str:
+        """The gateway the kernel picks for `dst` (`ip route get`), "" when on link."""
+        route = self._call(f"route get {dst}", "route", "get", dst=dst)[0]
+        return route.get_attr("RTA_GATEWAY") or ""
+
+    def tx_packets(self, name: str) -> int:
+        """Packets sent by interface `name` (its 64-bit statistics)."""
+        msg = self._call(f"reading {name}", "link", "get", ifname=name)[0]
+        stats = msg.get_attr("IFLA_STATS64")
+        return int(stats["tx_packets"]) if stats else 0
+
     def index(self, name: str) -> int:
         """ifindex by name, asking the kernel for that one link (a dump per lookup made a
         node with hundreds of pods quadratic)."""

@@ -205,6 +205,18 @@ def entered(name: str) -> Iterator[None]:
         _check(_libc.setns(ROOT_FD, CLONE_NEWNET), "setns back to the root namespace")
 
 
+def enter_netns_for_good(name: str) -> None:
+    """Move this whole (single-threaded) process into netns `name` for good, mounts untouched
+    (a worker that only talks netlink/libiptc there); refuses to end up in the root netns."""
+    fd = open_fd(name)
+    try:
+        _check(_libc.setns(fd, CLONE_NEWNET), "setns", name)
+    finally:
+        os.close(fd)
+    if os.stat("/proc/self/ns/net").st_ino == ROOT_INODE:
+        raise SealError(f"netns {name} is the root network namespace: refusing to work there")
+
+
 def enter_for_exec(name: str, etc_dir: str | None = None, private_tmp: bool = False) -> None:
     """Move this whole (single-threaded) process into netns `name` for good, as `ip netns exec`
     does: a private mount namespace where /sys shows the netns and files in /etc/netns/<name>

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 from labnet.kubeproxy import chains as names
 from labnet.plan import PlanEndpoint, PlanService
+from labnet.producers import KUBE_PROXY
 
 MARK_MASQ = "KUBE-MARK-MASQ"
 # chains that gather rules of many services (and kube-proxy's own); all others belong to one
 # service port: KUBE-SVC-/SVL-/EXT-/FW-/SEP-
-SHARED_CHAINS = frozenset({"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES",
-                           "KUBE-PROXY-FIREWALL", "KUBE-FORWARD", "KUBE-FIREWALL",
-                           "KUBE-POSTROUTING", "KUBE-MARK-MASQ"})
+SHARED_CHAINS = KUBE_PROXY.chains
 LARGE_CLUSTER_ENDPOINTS = 1000
 NODEPORTS_LAST = ("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
 

@@ -1,93 +1,25 @@
-"""Fixtures for tests that build real labs: each test's lab has its own name and is always
-taken down, pass or fail. Skipped unless root on Linux."""
+"""Helpers for tests that build real labs. The labs themselves come from labnet's pytest
+plugin (labnet/pytest_plugin.py): `labnet_lab`, and `labnet_module_lab` for a lab the tests of
+a module share; each lab has its own name, is in the run's ledger, and is always taken down.
+Skipped unless root on Linux."""
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import itertools
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from labnet import lab as labmod
-from labnet.errors import LabNotFound
-from labnet.lab import Lab
-from labnet.pytest_plugin import record_lab
-
-ROOT = Path(__file__).resolve().parents[2]
 # pod commands run as nobody: a Python that user can execute (the virtualenv's may live under
 # /root, which nobody cannot enter)
 POD_PYTHON = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3")
                    if os.access(p, os.X_OK)), sys.executable)
-SEED = (ROOT / "examples" / "seed.yaml").read_text()
-_counter = itertools.count(1)
 
 if os.geteuid() != 0:
     pytest.skip("integration tests need root (real network namespaces)", allow_module_level=True)
-
-
-def unique_name() -> str:
-    """A lab name no one else uses, recorded in the run's ledger (scripts/test.sh takes down
-    exactly those afterwards, never anything else)."""
-    return record_lab(f"t{os.getpid() % 100000}n{next(_counter)}")
-
-
-def lab_text(text: str, name: str) -> str:
-    lines = text.splitlines()
-    return "\n".join(f"name: {name}" if line.startswith("name:") else line for line in lines) + "\n"
-
-
-def take_down(name: str) -> None:
-    with contextlib.suppress(LabNotFound):
-        labmod.down(name)
-
-
-@pytest.fixture
-def make_lab(tmp_path):
-    """make_lab(yaml_text, up=True) -> Lab with a unique name, removed after the test."""
-    names: list[str] = []
-
-    def factory(text: str = SEED, up: bool = True) -> Lab:
-        name = unique_name()
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(lab_text(text, name))
-        names.append(name)
-        lab = Lab.load(path)
-        lab.path = path  # type: ignore[attr-defined]
-        if up:
-            lab.up()
-        return lab
-
-    yield factory
-    for name in names:
-        take_down(name)
-
-
-@contextlib.contextmanager
-def running_lab(text: str, directory: Path):
-    """A lab from `text` under a unique name, up for the block and always taken down."""
-    name = unique_name()
-    path = directory / f"{name}.yaml"
-    path.write_text(lab_text(text, name))
-    lab = Lab.load(path)
-    lab.path = path  # type: ignore[attr-defined]
-    try:
-        lab.up()
-        yield lab
-    finally:
-        take_down(name)
-
-
-@pytest.fixture(scope="module")
-def seed_lab(tmp_path_factory):
-    """The default lab under a unique name, shared by the read-only tests of a module."""
-    with running_lab(SEED, tmp_path_factory.mktemp("seed")) as lab:
-        yield lab
 
 
 def labnet_cli(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:

@@ -16,34 +16,16 @@ from pathlib import Path
 
 from labnet.pytest_plugin import record_lab
 from tests.integration.leftovers import lab_inodes, leftovers
+from tests.manifests import PORT_8080, bare_pods, deployment, document, lab_text, service
 
-# ~40 pods on 3 nodes: 30 replicas, 9 bare pods, the DNS pod
-LAB = """name: NAME
-nodes: 3
-manifests:
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 30
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
-  - {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {selector: {app: web}, ports: [{port: 80}]}}
-"""
-BARE = ("  - {apiVersion: v1, kind: Pod, metadata: {name: p%d, labels: {app: web}}, spec: "
-        "{containers: [{name: c, ports: [{containerPort: 80}]}]}}\n")
-EXTRA = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: more}
-spec:
-  replicas: 12
-  selector: {matchLabels: {app: more}}
-  template:
-    metadata: {labels: {app: more}}
-    spec: {containers: [{name: c, ports: [{containerPort: 8080}]}]}
-"""
+
+def lab_file(name: str) -> str:
+    """~40 pods on 3 nodes: 30 replicas, 9 bare pods, the DNS pod."""
+    return lab_text(deployment(replicas=30), service(), bare_pods(9, app="web"), name=name,
+                    nodes=3)
+
+
+EXTRA = document(deployment("more", replicas=12, containers=PORT_8080))
 KINDS = ("up", "apply", "up", "scale", "up", "restart")
 
 
@@ -92,7 +74,7 @@ def command_for(kind: str, name: str, path: Path, extra: Path) -> list[str]:
 def one_run(index: int, kind: str, delay: float, directory: Path, interleave: bool) -> dict:
     name = record_lab(f"f{os.getpid() % 100000}r{index}")
     path = directory / f"{name}.yaml"
-    path.write_text(LAB.replace("NAME", name) + "".join(BARE % i for i in range(9)))
+    path.write_text(lab_file(name))
     extra = directory / "extra.yaml"
     extra.write_text(EXTRA)
     outcome = {"run": index, "kind": kind, "delay": round(delay, 3), "errors": []}
@@ -134,7 +116,7 @@ def calibrate(directory: Path) -> float:
     """How long an uninterrupted `labnet up` of the campaign's lab takes here."""
     name = record_lab(f"f{os.getpid() % 100000}cal")
     path = directory / f"{name}.yaml"
-    path.write_text(LAB.replace("NAME", name) + "".join(BARE % i for i in range(9)))
+    path.write_text(lab_file(name))
     start = time.monotonic()
     result = labnet("up", str(path))
     took = time.monotonic() - start

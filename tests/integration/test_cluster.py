@@ -11,6 +11,12 @@ from labnet.kernel.netlink import NetnsLink
 from tests.integration.conftest import labnet_cli, parse_whoami
 
 
+@pytest.fixture(scope="module")
+def seed_lab(labnet_module_lab):
+    """The default lab, shared by the read-only tests of this module."""
+    return labnet_module_lab()
+
+
 def nginx_pods(lab):
     return [p for p in lab.running_plan().pods if p.owner == "Deployment/my-nginx"]
 
@@ -133,8 +139,8 @@ def test_second_up_changes_nothing(seed_lab):
 
 
 @pytest.mark.parametrize("damage", ["host-veth", "pod-address", "vxlan-route", "agent"])
-def test_up_repairs_what_was_broken(make_lab, damage):
-    lab = make_lab()
+def test_up_repairs_what_was_broken(labnet_lab, damage):
+    lab = labnet_lab()
     plan = lab.running_plan()
     pod = next(p for p in nginx_pods(lab) if p.node == "node2")
     node = plan.node("node2")
@@ -152,8 +158,8 @@ def test_up_repairs_what_was_broken(make_lab, damage):
         import signal
         os.kill(lab.state.agent_pid(), signal.SIGKILL)
     assert lab.exec("client", ["curl", "-s", "-m", "2", f"http://{pod.ip}/"]).returncode != 0
-    assert not lab.status()["healthy"]
+    assert not lab.status().healthy
     report = lab.up()
     assert report.changed or damage == "agent"
     assert curl(lab, "client", f"http://{pod.ip}/")["pod"] == pod.name
-    assert lab.status()["healthy"]
+    assert lab.status().healthy

@@ -9,45 +9,36 @@ import sys
 import pytest
 
 from labnet.kernel import nsfs
-from tests.integration.conftest import POD_PYTHON, labnet_cli, parse_whoami, running_lab
+from tests.integration.conftest import POD_PYTHON, labnet_cli, parse_whoami
+from tests.manifests import (
+    ALIAS,
+    DB_SERVICE,
+    HTTP_80,
+    PORT_8080,
+    bare_pod,
+    db_pod,
+    deployment,
+    lab_text,
+    namespace,
+    service,
+)
 
-DNS_LAB = """
-name: x
-nodes: 2
-manifests:
-  - {apiVersion: v1, kind: Namespace, metadata: {name: shop}}
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 2
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec:
-          containers: [{name: c, ports: [{name: http, containerPort: 80}]}]
-  - {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {selector: {app: web}, ports: [{name: http, port: 80}]}}
-  - {apiVersion: v1, kind: Pod, metadata: {name: db-0, labels: {app: db}}, spec: {hostname: db-0, subdomain: db, containers: [{name: c, ports: [{name: sql, containerPort: 3306}]}]}}
-  - {apiVersion: v1, kind: Service, metadata: {name: db}, spec: {clusterIP: None, selector: {app: db}, ports: [{name: sql, port: 3306}]}}
-  - {apiVersion: v1, kind: Service, metadata: {name: alias}, spec: {type: ExternalName, externalName: web.default.svc.cluster.local}}
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: api, namespace: shop}
-    spec:
-      selector: {matchLabels: {app: api}}
-      template:
-        metadata: {labels: {app: api}}
-        spec:
-          containers: [{name: c, ports: [{containerPort: 8080}]}]
-  - {apiVersion: v1, kind: Service, metadata: {name: api, namespace: shop}, spec: {selector: {app: api}, ports: [{port: 80, targetPort: 8080}]}}
-  - {apiVersion: v1, kind: Pod, metadata: {name: client}, spec: {nodeName: node1, containers: [{name: c}]}}
-"""
+DNS_LAB = lab_text(
+    namespace("shop"),
+    deployment(replicas=2, containers=HTTP_80),
+    service(ports="[{name: http, port: 80}]"),
+    db_pod(0),
+    DB_SERVICE,
+    ALIAS,
+    deployment("api", namespace="shop", containers=PORT_8080),
+    service("api", "[{port: 80, targetPort: 8080}]", namespace="shop"),
+    bare_pod("client", node="node1"),
+)
 
 
 @pytest.fixture(scope="module")
-def dns_lab(tmp_path_factory):
-    with running_lab(DNS_LAB, tmp_path_factory.mktemp("dns")) as lab:
-        yield lab
+def dns_lab(labnet_module_lab):
+    return labnet_module_lab(text=DNS_LAB)
 
 
 def dig(lab, *args: str) -> str:
@@ -167,20 +158,11 @@ def test_labnet_dns_resolves_like_a_pod(dns_lab):
     assert missing.returncode == 1 and "NXDOMAIN" in missing.stdout
 
 
-def test_answers_follow_the_lab(make_lab):
-    from labnet.lab import Lab
-
-    lab = make_lab(DNS_LAB)
+def test_answers_follow_the_lab(labnet_lab):
+    lab = labnet_lab(text=DNS_LAB)
     assert "NXDOMAIN" in dig(lab, "extra.default.svc.cluster.local")
-    text = lab.path.read_text().replace(
-        "  - {apiVersion: v1, kind: Service, metadata: {name: alias}",
-        "  - {apiVersion: v1, kind: Service, metadata: {name: extra}, spec: {selector: "
-        "{app: web}, ports: [{port: 81}]}}\n"
-        "  - {apiVersion: v1, kind: Service, metadata: {name: alias}")
-    lab.path.write_text(text.replace(
-        "  - {apiVersion: v1, kind: Service, metadata: {name: db}, spec: {clusterIP: None, "
-        "selector: {app: db}, ports: [{name: sql, port: 3306}]}}\n", ""))
-    Lab.load(lab.path).up()
+    added = service("extra", "[{port: 81}]", app="web")
+    lab.up(DNS_LAB.replace(ALIAS, added + ALIAS).replace(DB_SERVICE, ""))
     extra = lab.running_plan().service("default/extra")
     assert answers(dig(lab, "extra.default.svc.cluster.local"))[0][4] == extra.cluster_ip
     assert "NXDOMAIN" in dig(lab, "db.default.svc.cluster.local")
@@ -208,25 +190,15 @@ while True:
 '''
 
 
-def test_opt_in_upstream_forwards_outside_names(make_lab):
+def test_opt_in_upstream_forwards_outside_names(labnet_lab):
     """With `dns.upstream`, names outside the cluster go to that resolver (here a pod of the
     lab playing the upstream: the lab stays sealed)."""
     import json
 
-    text = f"""
-name: x
-nodes: 2
-dns: {{upstream: [172.16.2.2]}}
-manifests:
-  - apiVersion: v1
-    kind: Pod
-    metadata: {{name: upstream}}
-    spec:
-      nodeName: node2
-      containers: [{{name: dns, command: {json.dumps([POD_PYTHON, "-c", UPSTREAM])}}}]
-  - {{apiVersion: v1, kind: Pod, metadata: {{name: client}}, spec: {{nodeName: node1, containers: [{{name: c}}]}}}}
-"""
-    lab = make_lab(text)
+    upstream = f"[{{name: dns, command: {json.dumps([POD_PYTHON, '-c', UPSTREAM])}}}]"
+    text = lab_text(bare_pod("upstream", node="node2", containers=upstream),
+                    bare_pod("client", node="node1"), settings="dns: {upstream: [172.16.2.2]}\n")
+    lab = labnet_lab(text=text)
     assert lab.pod("upstream").ip == "172.16.2.2"
     for _ in range(50):  # the upstream program needs a moment to start
         reply = dig(lab, "www.example.com.", "A")
@@ -240,14 +212,14 @@ manifests:
     assert answers(dig(lab, "kube-dns.kube-system.svc.cluster.local"))[0][4] == "172.19.0.10"
 
 
-def test_junk_and_mutated_queries_leave_the_dns_bounded_and_answering(make_lab):
+def test_junk_and_mutated_queries_leave_the_dns_bounded_and_answering(labnet_lab):
     """20,000 random and mutated packets (UDP and TCP) at the lab's cluster DNS, from a pod,
     through its ClusterIP (bench/fuzz_dns.py): the agent's memory stays bounded, and a valid
     question is answered right after."""
     import json
     from pathlib import Path
 
-    lab = make_lab()
+    lab = labnet_lab()
     fuzz = Path(__file__).resolve().parents[2] / "bench" / "fuzz_dns.py"
     result = lab.exec("client", [sys.executable, str(fuzz), "--server", "172.19.0.10",
                                  "--packets", "20000", "--seconds", "60", "--idle", "12",
@@ -259,4 +231,4 @@ def test_junk_and_mutated_queries_leave_the_dns_bounded_and_answering(make_lab):
     rss = figures["rss_mb"]
     assert rss["after"]["VmRSS"] - rss["before"]["VmRSS"] < 50, rss
     assert all(check["ok"] for check in figures["check"].values()), figures["check"]
-    assert lab.status()["healthy"]
+    assert lab.status().healthy

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from tests.fingerprint import fingerprint
-from tests.integration.conftest import SEED, parse_whoami, running_lab
+from tests.integration.conftest import parse_whoami
 from tests.integration.faults import campaign
 from tests.integration.sealed import run_sealed
 
@@ -19,10 +19,9 @@ RUNS = 20
 
 
 @pytest.fixture(scope="module")
-def bystander(tmp_path_factory):
+def bystander(labnet_module_lab):
     """Somebody else's lab, up before the campaign and after it."""
-    with running_lab(SEED, tmp_path_factory.mktemp("bystander")) as lab:
-        yield lab
+    return labnet_module_lab()
 
 
 def snapshot(lab) -> dict:

@@ -11,7 +11,8 @@ import time
 from labnet.agent import control
 from labnet.kernel import nsfs
 from tests.fingerprint import fingerprint
-from tests.integration.conftest import SEED, kernel_rules, labnet_cli, parse_whoami, wait_for
+from tests.integration.conftest import kernel_rules, labnet_cli, parse_whoami, wait_for
+from tests.manifests import SEED
 
 COMMAND_POD = """
   - apiVersion: v1
@@ -43,8 +44,8 @@ def commands_in(netns: str) -> list[int]:
     return found
 
 
-def test_a_killed_agent_is_back_within_two_seconds_without_duplicates(make_lab):
-    lab = make_lab(SEED + COMMAND_POD)
+def test_a_killed_agent_is_back_within_two_seconds_without_duplicates(labnet_lab):
+    lab = labnet_lab(text=SEED + COMMAND_POD)
     worker_netns = lab.pod("worker").netns
     assert wait_for(lambda: len(commands_in(worker_netns)) == 1)
     before = commands_in(worker_netns)
@@ -57,8 +58,8 @@ def test_a_killed_agent_is_back_within_two_seconds_without_duplicates(make_lab):
     took = time.monotonic() - killed
     assert took < 2.0, f"curl by name came back after {took:.2f} s"
     status = lab.status()
-    assert status["agent"]["pid"] != old and status["agent"]["restarts"] == 1
-    assert status["agent"]["state"] == "running"
+    assert status.agent.pid != old and status.agent.restarts == 1
+    assert status.agent.state == "running"
     assert not os.path.exists(old_temp)  # the new agent removed what the killed one left
     # the command the dead agent started was ended, and exactly one runs again
     assert wait_for(lambda: len(commands_in(worker_netns)) == 1), (
@@ -66,30 +67,28 @@ def test_a_killed_agent_is_back_within_two_seconds_without_duplicates(make_lab):
     time.sleep(1.5)  # a duplicate would show up by now (the supervisor's backoff is shorter)
     now = commands_in(worker_netns)
     assert len(now) == 1 and now != before
-    (pod,) = [p for p in status["pods"] if p["name"] == "worker"]
-    assert pod["processes"][0]["running"]
+    assert status.pod("worker").processes[0].running
 
 
-def test_a_killed_kube_proxy_worker_comes_back_and_gets_later_changes(make_lab):
-    lab = make_lab()
+def test_a_killed_kube_proxy_worker_comes_back_and_gets_later_changes(labnet_lab):
+    lab = labnet_lab()
     node2 = lab.running_plan().node("node2").netns
-    pid = next(n["proxy_pid"] for n in lab.status()["nodes"] if n["name"] == "node2")
+    pid = lab.status().node("node2").proxy_pid
     os.kill(pid, signal.SIGKILL)
     # the rules stay in the kernel while the worker is down: the ClusterIP keeps answering
     assert by_name(lab)
-    assert wait_for(lambda: next(n for n in lab.status()["nodes"]
-                                 if n["name"] == "node2")["proxy_restarts"] == 1, 5)
-    assert lab.status()["healthy"]
+    assert wait_for(lambda: lab.status().node("node2").proxy_restarts == 1, 5)
+    assert lab.status().healthy
     result = labnet_cli("scale", "--lab", lab.name, "deployment/my-nginx", "--replicas", "4")
     assert result.returncode == 0, result.stderr
     ips = {p.ip for p in lab.running_plan().pods if p.name.startswith("my-nginx-")}
     rules = kernel_rules(lab, "node2")
     assert len(ips) == 4 and all(f"{ip}/32" in rules for ip in ips), rules
-    assert node2 in {n["netns"] for n in lab.status()["nodes"]}
+    assert node2 in {n.netns for n in lab.status().nodes}
 
 
-def test_status_says_restarting_or_down(make_lab):
-    lab = make_lab()
+def test_status_says_restarting_or_down(labnet_lab):
+    lab = labnet_lab()
     supervisor = control.supervisor_alive(lab.state)
     os.kill(supervisor, signal.SIGSTOP)  # frozen: it cannot start the agent again yet
     try:
@@ -110,8 +109,8 @@ def test_status_says_restarting_or_down(make_lab):
     assert by_name(lab)
 
 
-def test_a_change_that_fails_half_way_leaves_the_lab_as_it_was(make_lab, tmp_path):
-    lab = make_lab()
+def test_a_change_that_fails_half_way_leaves_the_lab_as_it_was(labnet_lab, tmp_path):
+    lab = labnet_lab()
     before = fingerprint(lab.name)
     netns_before = sorted(n for n in nsfs.list_netns() if n.startswith(f"{lab.name}-"))
     rules_before = {n: kernel_rules(lab, n) for n in ("node1", "node2")}
@@ -134,18 +133,18 @@ def test_a_change_that_fails_half_way_leaves_the_lab_as_it_was(make_lab, tmp_pat
         assert sorted(n for n in nsfs.list_netns()
                       if n.startswith(f"{lab.name}-") and n != foreign) == netns_before
         assert {n: kernel_rules(lab, n) for n in ("node1", "node2")} == rules_before
-        assert lab.status()["healthy"] is False  # only the foreign netns with its prefix
+        assert lab.status().healthy is False  # only the foreign netns with its prefix
         assert by_name(lab)
     finally:
         subprocess.run(["ip", "netns", "del", foreign], check=False)
-    assert lab.status()["healthy"]
+    assert lab.status().healthy
 
 
-def test_down_finds_an_agent_and_supervisor_whose_pid_files_are_gone(make_lab):
+def test_down_finds_an_agent_and_supervisor_whose_pid_files_are_gone(labnet_lab):
     """As after an `up` killed between starting the supervisor and writing its pid file."""
     from tests.integration.leftovers import lab_inodes, leftovers
 
-    lab = make_lab()
+    lab = labnet_lab()
     inodes = lab_inodes(lab.name)
     for name in ("supervisor.pid", "agent.pid"):
         (lab.state.root / name).unlink()

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from labnet.kernel import mounts, nsfs
-from tests.integration.conftest import lab_text, labnet_cli, parse_whoami, take_down, unique_name
+from tests.integration.conftest import labnet_cli, parse_whoami
+from tests.manifests import NO_PORTS, bare_pod, bare_pods, lab_text
 
 
 def run(*argv: str) -> str:
@@ -68,8 +69,8 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def test_up_then_down_leaves_the_machine_as_it_was(make_lab):
-    lab = make_lab(up=False)
+def test_up_then_down_leaves_the_machine_as_it_was(labnet_lab):
+    lab = labnet_lab(up=False)
     before = machine_snapshot(lab.name)
     lab.up()
     during = machine_snapshot(lab.name)
@@ -84,15 +85,11 @@ def test_up_then_down_leaves_the_machine_as_it_was(make_lab):
     assert machine_snapshot(lab.name) == before
 
 
-def test_down_after_sigkilled_up_cleans_everything(tmp_path):
-    name = unique_name()
+def test_down_after_sigkilled_up_cleans_everything(labnet_lab):
+    lab = labnet_lab(text=lab_text(bare_pods(150), nodes=3), up=False)
+    name = lab.name
     before = machine_snapshot(name)
-    pods = "".join(f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: "
-                   f"{{containers: [{{name: c, ports: [{{containerPort: 80}}]}}]}}}}\n"
-                   for i in range(150))
-    path = tmp_path / "big.yaml"
-    path.write_text(f"name: {name}\nnodes: 3\nmanifests:\n{pods}")
-    proc = subprocess.Popen([sys.executable, "-m", "labnet", "up", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "labnet", "up", str(lab.path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -109,19 +106,16 @@ def test_down_after_sigkilled_up_cleans_everything(tmp_path):
         assert result.returncode == 0, result.stderr
     finally:
         proc.kill()
-        take_down(name)
+        lab.down(missing_ok=True)
     assert machine_snapshot(name) == before
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_up_rolls_back(tmp_path, sig):
-    name = unique_name()
+def test_interrupted_up_rolls_back(labnet_lab, sig):
+    lab = labnet_lab(text=lab_text(bare_pods(150, containers=NO_PORTS)), up=False)
+    name = lab.name
     before = machine_snapshot(name)
-    pods = "".join(f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: "
-                   f"{{containers: [{{name: c}}]}}}}\n" for i in range(150))
-    path = tmp_path / "big.yaml"
-    path.write_text(f"name: {name}\nnodes: 2\nmanifests:\n{pods}")
-    proc = subprocess.Popen([sys.executable, "-m", "labnet", "up", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "labnet", "up", str(lab.path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -135,20 +129,18 @@ def test_interrupted_up_rolls_back(tmp_path, sig):
         assert "interrupted" in err
     finally:
         proc.kill()
-        take_down(name)
+        lab.down(missing_ok=True)
     assert machine_snapshot(name) == before
 
 
-def test_failure_half_way_rolls_back_and_spares_foreign_netns(tmp_path):
-    name = unique_name()
-    path = tmp_path / "lab.yaml"
-    path.write_text(lab_text((Path(__file__).parents[2] / "examples" / "seed.yaml").read_text(),
-                             name))
+def test_failure_half_way_rolls_back_and_spares_foreign_netns(labnet_lab):
+    lab = labnet_lab(up=False)  # the default lab
+    name = lab.name
     foreign = f"{name}-default-client"  # someone else's namespace, under a name the plan wants
     subprocess.run(["ip", "netns", "add", foreign], check=True)
     before = machine_snapshot(name)
     try:
-        result = labnet_cli("up", str(path))
+        result = labnet_cli("up", str(lab.path))
         assert result.returncode == 3
         assert f"netns {foreign} exists but labnet did not make it" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
@@ -156,14 +148,11 @@ def test_failure_half_way_rolls_back_and_spares_foreign_netns(tmp_path):
         assert nsfs.exists(foreign)
     finally:
         subprocess.run(["ip", "netns", "del", foreign], check=False)
-        take_down(name)
+        lab.down(missing_ok=True)
 
 
-def test_pod_command_udp_echo_and_processes_end_with_down(make_lab):
-    text = """
-name: x
-nodes: 2
-manifests:
+def test_pod_command_udp_echo_and_processes_end_with_down(labnet_lab):
+    text = lab_text("""\
   - apiVersion: v1
     kind: Pod
     metadata: {name: web}
@@ -175,12 +164,8 @@ manifests:
           ports: [{containerPort: 8080}]
         - name: echo
           ports: [{containerPort: 5353, protocol: UDP}]
-  - apiVersion: v1
-    kind: Pod
-    metadata: {name: client}
-    spec: {nodeName: node1, containers: [{name: c}]}
-"""
-    lab = make_lab(text)
+""", bare_pod("client", node="node1"))
+    lab = labnet_lab(text=text)
     web = lab.pod("web")
     for _ in range(50):  # the program needs a moment to start
         result = lab.exec("client", ["curl", "-s", "-m", "2", f"http://{web.ip}:8080/"])
@@ -193,17 +178,16 @@ manifests:
            "print(s.recvfrom(100)[0].decode())")
     echo = lab.exec("client", [sys.executable, "-c", udp, web.ip])
     assert echo.stdout.strip() == "hello labnet", echo.stderr
-    status = lab.status()
-    (pod,) = [p for p in status["pods"] if p["name"] == "web"]
-    assert pod["listening"] == ["5353/UDP"] and pod["processes"][0]["running"]
-    pid = pod["processes"][0]["pid"]
+    pod = lab.status().pod("web")
+    assert pod.listening == ("5353/UDP",) and pod.processes[0].running
+    pid = pod.processes[0].pid
     assert os.stat(f"/proc/{pid}/ns/net").st_ino == nsfs.inode(web.netns)
     lab.down()
     assert not Path(f"/proc/{pid}").exists()
 
 
-def test_two_labs_side_by_side_and_down_all(make_lab):
-    a, b = make_lab(), make_lab()
+def test_two_labs_side_by_side_and_down_all(labnet_lab):
+    a, b = labnet_lab(), labnet_lab()
     assert a.exec("client", ["ping", "-c1", "-W2", a.pod("client").ip]).returncode == 0
     # same addresses in both labs, fully separate
     assert a.pod("client").ip == b.pod("client").ip
@@ -212,7 +196,7 @@ def test_two_labs_side_by_side_and_down_all(make_lab):
     result = labnet_cli("status")
     assert result.returncode != 0 and "several labs are running" in result.stderr
     assert labnet_cli("down", a.name).returncode == 0
-    assert b.status()["healthy"]
+    assert b.status().healthy
     nginx = next(p for p in b.running_plan().pods if p.node == "node2")
     answer = parse_whoami(b.exec("client", ["curl", "-s", "-m", "3", f"http://{nginx.ip}"]).stdout)
     assert answer["pod"] == nginx.name
@@ -227,11 +211,11 @@ def test_not_root_is_said_plainly():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_commands_on_one_lab_never_interleave(make_lab):
+def test_commands_on_one_lab_never_interleave(labnet_lab):
     """While one command holds the lab's lock, another waits for it, then runs."""
     import threading
 
-    lab = make_lab()
+    lab = labnet_lab()
     release = threading.Event()
     holding = threading.Event()
 
@@ -247,7 +231,7 @@ def test_commands_on_one_lab_never_interleave(make_lab):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     assert down.poll() is None  # still waiting for the lock
-    assert lab.status()["healthy"]
+    assert lab.status().healthy
     release.set()
     holder.join()
     out, err = down.communicate(timeout=30)

@@ -14,6 +14,7 @@ from tests.integration.conftest import (
     parse_whoami,
     wait_for,
 )
+from tests.manifests import bare_pod, lab_text, service
 
 SVC = """apiVersion: v1
 kind: Service
@@ -33,8 +34,8 @@ def rules(lab) -> dict[str, str]:
     return {node: kernel_rules(lab, node) for node in ("node1", "node2")}
 
 
-def test_scale_up_and_down(make_lab):
-    lab = make_lab()
+def test_scale_up_and_down(labnet_lab):
+    lab = labnet_lab()
     for replicas in (5, 1, 2):
         result = labnet_cli("scale", "--lab", lab.name, "deployment/my-nginx",
                             "--replicas", str(replicas))
@@ -45,8 +46,8 @@ def test_scale_up_and_down(make_lab):
         assert set(seen) == set(live)  # exactly the live pods answer
 
 
-def test_delete_pods(make_lab):
-    lab = make_lab()
+def test_delete_pods(labnet_lab):
+    lab = labnet_lab()
     victim = sorted(nginx(lab))[0]
     result = labnet_cli("delete", "--lab", lab.name, "pod", victim)
     assert result.returncode == 0 and "makes a new one" in result.stdout
@@ -58,8 +59,8 @@ def test_delete_pods(make_lab):
     assert client_netns not in nsfs.list_netns()
 
 
-def test_restart_gives_a_new_ip_and_the_service_stays(make_lab):
-    lab = make_lab()
+def test_restart_gives_a_new_ip_and_the_service_stays(labnet_lab):
+    lab = labnet_lab()
     before = nginx(lab)
     victim = sorted(before)[0]
     old_ip = before[victim]
@@ -92,8 +93,8 @@ def test_restart_gives_a_new_ip_and_the_service_stays(make_lab):
     assert set(answered_by(lab, "client", "http://my-nginx/")) == set(after)
 
 
-def test_delete_a_service_and_apply_it_again(make_lab, tmp_path):
-    lab = make_lab()
+def test_delete_a_service_and_apply_it_again(labnet_lab, tmp_path):
+    lab = labnet_lab()
     path = tmp_path / "svc.yaml"
     path.write_text(SVC)
     assert labnet_cli("apply", "--lab", lab.name, "-f", str(path)).returncode == 0
@@ -108,8 +109,8 @@ def test_delete_a_service_and_apply_it_again(make_lab, tmp_path):
     assert lab.exec("client", ["curl", "-s", "-m", "3", "http://pinned/"]).returncode == 0
 
 
-def test_apply_twice_changes_nothing(make_lab, tmp_path):
-    lab = make_lab()
+def test_apply_twice_changes_nothing(labnet_lab, tmp_path):
+    lab = labnet_lab()
     path = tmp_path / "svc.yaml"
     path.write_text(SVC)
     first = labnet_cli("apply", "--lab", lab.name, "-f", str(path))
@@ -122,8 +123,8 @@ def test_apply_twice_changes_nothing(make_lab, tmp_path):
     assert rules(lab) == kernel
 
 
-def test_a_rejected_change_leaves_the_lab_as_it_was(make_lab, tmp_path):
-    lab = make_lab()
+def test_a_rejected_change_leaves_the_lab_as_it_was(labnet_lab, tmp_path):
+    lab = labnet_lab()
     plan, kernel, desired = (lab.state.plan_path.read_text(), rules(lab),
                              (lab.state.root / "desired.json").read_text())
     bad = tmp_path / "bad.yaml"
@@ -139,11 +140,11 @@ def test_a_rejected_change_leaves_the_lab_as_it_was(make_lab, tmp_path):
     assert lab.state.plan_path.read_text() == plan
     assert (lab.state.root / "desired.json").read_text() == desired
     assert rules(lab) == kernel
-    assert lab.status()["healthy"]
+    assert lab.status().healthy
 
 
-def test_get_lists_in_kubectl_columns(make_lab):
-    lab = make_lab()
+def test_get_lists_in_kubectl_columns(labnet_lab):
+    lab = labnet_lab()
     pods = labnet_cli("get", "--lab", lab.name, "pods").stdout.splitlines()
     assert pods[0].split() == ["NAME", "READY", "STATUS", "IP", "NODE"]
     assert len(pods) == 1 + 3 and all("Running" in line for line in pods[1:])
@@ -156,10 +157,7 @@ def test_get_lists_in_kubectl_columns(make_lab):
     assert Lab.attach(lab.name).running_plan().lab == lab.name
 
 
-READY_LAB = """
-name: x
-nodes: 2
-manifests:
+READY_LAB = lab_text("""\
   - apiVersion: v1
     kind: Pod
     metadata: {name: quick, labels: {app: mix}}
@@ -180,9 +178,7 @@ manifests:
         - name: c
           ports: [{containerPort: 8080}]
           readinessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1}
-  - {apiVersion: v1, kind: Service, metadata: {name: mix}, spec: {selector: {app: mix}, ports: [{port: 80, targetPort: 8080}]}}
-  - {apiVersion: v1, kind: Pod, metadata: {name: client}, spec: {containers: [{name: c}]}}
-"""
+""", service("mix", "[{port: 80, targetPort: 8080}]"), bare_pod("client"))
 
 
 def endpoints(lab) -> set[str]:
@@ -191,20 +187,20 @@ def endpoints(lab) -> set[str]:
     return {i["ALL"] for i in items["items"] if i["NAME"] == "mix"}.pop().split(",")
 
 
-def test_readiness_decides_who_is_an_endpoint(make_lab):
+def test_readiness_decides_who_is_an_endpoint(labnet_lab):
     import os
     import signal
 
-    lab = make_lab(READY_LAB.replace("PYTHON", POD_PYTHON))
+    lab = labnet_lab(text=READY_LAB.replace("PYTHON", POD_PYTHON))
     quick, slow = lab.pod("quick"), lab.pod("slow")
     # right after up: only what answers (the slow server sleeps first; `never` fails its probe)
     assert set(endpoints(lab)) == {f"{quick.ip}:8080"}
     assert set(answered_by(lab, "client", "http://mix/", 10)) == {"quick"}
     assert wait_for(lambda: set(endpoints(lab)) == {f"{quick.ip}:8080", f"{slow.ip}:8080"})
-    pods = {p["name"]: p for p in lab.status()["pods"]}
-    assert not pods["never"]["ready"] and "readiness" in " ".join(pods["never"]["missing"])
+    pods = {p.name: p for p in lab.status().pods}
+    assert not pods["never"].ready and "readiness" in " ".join(pods["never"].missing)
     # the slow pod's server dies: it leaves the endpoints (and comes back when restarted)
-    pid = next(c["pid"] for c in pods["slow"]["processes"])
+    pid = next(c.pid for c in pods["slow"].processes)
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: f"{slow.ip}:8080" not in endpoints(lab), 5)
     assert set(answered_by(lab, "client", "http://mix/", 10)) == {"quick"}

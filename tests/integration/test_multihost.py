@@ -12,27 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import unique_name
+from tests.manifests import bare_pod, deployment, lab_text, service
 
-LAB = """
-name: NAME
-nodes: [node1, node2]
-hosts:
-  - {name: hosta, nodes: [node1], interface: eth0}
-  - {name: hostb, nodes: [node2], interface: eth0}
-manifests:
-  - {apiVersion: v1, kind: Pod, metadata: {name: client}, spec: {nodeName: node1, containers: [{name: c}]}}
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 1
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec: {nodeName: node2, containers: [{name: c, ports: [{containerPort: 80}]}]}
-  - {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {clusterIP: 172.19.5.5, selector: {app: web}, ports: [{port: 80}]}}
-"""
+LAB = lab_text(
+    bare_pod("client", node="node1"),
+    deployment(replicas=1, node="node2"),
+    service(clusterIP="172.19.5.5"),
+    nodes="[node1, node2]",
+    settings="hosts:\n"
+             "  - {name: hosta, nodes: [node1], interface: eth0}\n"
+             "  - {name: hostb, nodes: [node2], interface: eth0}\n")
 
 
 def run(*argv: str, **kw) -> subprocess.CompletedProcess:
@@ -61,13 +50,13 @@ class Host:
 
 
 @pytest.fixture
-def two_hosts(tmp_path):
-    tag = unique_name()
+def two_hosts(labnet_lab, tmp_path):
+    """The lab (named, not built: each host builds its share) and its two hosts on a LAN."""
+    tag = labnet_lab.unique_name()  # for the host namespaces
     lan, names = f"{tag}-lan", {"hosta": f"{tag}-ha", "hostb": f"{tag}-hb"}
     made_etc = not Path("/etc/netns").exists()
-    lab = f"{tag}mh"
-    lab_file = tmp_path / "lab.yaml"
-    lab_file.write_text(LAB.replace("NAME", lab))
+    planned = labnet_lab(text=LAB, up=False)
+    lab, lab_file = planned.name, planned.path
     hosts = {}
     try:
         if made_etc:
@@ -137,14 +126,11 @@ def test_a_cluster_ip_on_one_host_served_from_another(two_hosts):
     assert a.labnet(lab, "exec", "node/node1", "--", "true").returncode == 0
 
 
-def test_a_multi_host_lab_needs_host_and_a_single_one_refuses_it(tmp_path):
-    from tests.integration.conftest import SEED, labnet_cli
+def test_a_multi_host_lab_needs_host_and_a_single_one_refuses_it(labnet_lab):
+    from tests.integration.conftest import labnet_cli
 
-    path = tmp_path / "lab.yaml"
-    path.write_text(LAB.replace("NAME", unique_name()))
-    result = labnet_cli("up", str(path))
+    result = labnet_cli("up", str(labnet_lab(text=LAB, up=False).path))
     assert result.returncode == 2 and "spans hosts hosta, hostb" in result.stderr
-    single = tmp_path / "single.yaml"
-    single.write_text(SEED.replace("name: demo", f"name: {unique_name()}"))
+    single = labnet_lab(up=False).path  # the default lab
     result = labnet_cli("up", "--host", "hosta", str(single))
     assert result.returncode == 2 and "has no hosts section" in result.stderr

@@ -23,6 +23,7 @@ PRELUDE = textwrap.dedent("""
     from labnet.kernel import mounts
     from labnet.pytest_plugin import record_lab
     from tests.integration.leftovers import lab_inodes, leftovers
+    from tests.manifests import bare_pods, lab_text
 
     def sh(*argv):
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
@@ -33,11 +34,7 @@ PRELUDE = textwrap.dedent("""
 
     def lab_file(name, pods=2):
         path = Path(f"/run/{name}.yaml")
-        items = "".join(
-            f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: "
-            f"{{containers: [{{name: c, ports: [{{containerPort: 80}}]}}]}}}}\\n"
-            for i in range(pods))
-        path.write_text(f"name: {name}\\nnodes: 2\\nmanifests:\\n{items}")
+        path.write_text(lab_text(bare_pods(pods), name=name))
         return str(path)
 
     def netns_mounts():
@@ -219,8 +216,8 @@ def test_mounts_stacked_on_one_name_are_all_removed():
     assert out["left"] == []
 
 
-def test_state_and_etc_files_are_root_only(make_lab):
-    lab = make_lab()
+def test_state_and_etc_files_are_root_only(labnet_lab):
+    lab = labnet_lab()
     mode = lambda p: stat.S_IMODE(os.lstat(p).st_mode)  # noqa: E731
     root = lab.state.root
     assert mode(root.parent) == 0o700 and mode(root) == 0o700
@@ -235,11 +232,11 @@ def test_state_and_etc_files_are_root_only(make_lab):
     assert os.stat(f"/etc/netns/{client}/resolv.conf").st_uid == 0
 
 
-def test_a_lab_of_the_same_name_in_another_mount_namespace_is_not_touched(make_lab, tmp_path):
+def test_a_lab_of_the_same_name_in_another_mount_namespace_is_not_touched(labnet_lab, tmp_path):
     """A container-like mount namespace with its own /run/netns (a tmpfs over it) sees, under
     that tmpfs, copies of the outer lab's mounts at the very same paths. A lab of the same name
     built and taken down in there must not kill, unmount or remove anything of the outer one."""
-    outer = make_lab()
+    outer = labnet_lab()
     before = fingerprint(outer.name)
     made_etc = not os.path.exists("/etc/netns")
     os.makedirs("/etc/netns", mode=0o755, exist_ok=True)
@@ -256,4 +253,4 @@ def test_a_lab_of_the_same_name_in_another_mount_namespace_is_not_touched(make_l
     assert f"lab {outer.name} is down (8 namespaces removed)" in result.stdout
     assert result.stdout.strip().endswith("removed)")  # and /run/netns in there is empty
     assert fingerprint(outer.name) == before
-    assert outer.status()["healthy"]
+    assert outer.status().healthy

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from labnet.names import lab_name_problem
+from tests.manifests import PORT_80, bare_pod, lab_text
+
 LAB = """
 name: mine
 nodes: 1
@@ -46,3 +51,36 @@ def test_labs_are_taken_down_after_each_test(labnet_lab):
     assert first.name != second.name
     assert first.pod_ip("client") == second.pod_ip("client")  # same plan, separate labs
     assert Path(f"/run/labnet/{first.name}").is_dir()
+
+
+ONE = lab_text(bare_pod("a", containers=PORT_80), bare_pod("tester"), nodes=1)
+
+
+def test_a_lab_from_text_built_when_asked_changed_and_taken_down_by_the_test(labnet_lab):
+    lab = labnet_lab(text=ONE, up=False)
+    assert not Path(f"/run/labnet/{lab.name}").exists()  # named and loaded, not built
+    assert lab.path.read_text().startswith(f"\nname: {lab.name}\n")
+    lab.up()
+    assert "pod: a" in lab.curl("tester", f"http://{lab.pod_ip('a')}/")
+    lab.up(ONE + bare_pod("b", containers=PORT_80))  # the lab file changed, as `labnet up`
+    assert "pod: b" in lab.curl("tester", f"http://{lab.pod_ip('b')}/")
+    assert lab.lab.running_plan() == lab.running_plan()  # the labnet.Lab underneath
+    lab.down()  # the fixture finds nothing to take down at the end, and does not mind
+    assert not Path(f"/run/labnet/{lab.name}").exists()
+    other = labnet_lab.unique_name()
+    assert other not in (lab.name, "") and lab_name_problem(other) is None
+
+
+@pytest.fixture(scope="module")
+def shared(labnet_module_lab):
+    return labnet_module_lab(text=ONE)
+
+
+SEEN: list[str] = []
+
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_a_module_lab_is_shared_by_the_tests_of_its_module(shared, run):
+    SEEN.append(shared.name)
+    assert len(SEEN) == run and set(SEEN) == {shared.name}
+    assert shared.exec("tester", ["true"]).returncode == 0

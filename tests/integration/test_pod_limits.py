@@ -11,15 +11,9 @@ from labnet.agent.podlog import LOG_MAX
 from labnet.agent.servers import MAX_CONNECTIONS, REQUEST_DEADLINE
 from labnet.names import log_file_name
 from tests.integration.conftest import wait_for
+from tests.manifests import PORT_80, bare_pod, lab_text
 
-LAB = """
-name: x
-nodes: 2
-manifests:
-  - apiVersion: v1
-    kind: Pod
-    metadata: {name: web}
-    spec: {nodeName: node2, containers: [{name: c, ports: [{containerPort: 80}]}]}
+LAB = lab_text(bare_pod("web", node="node2", containers=PORT_80), """\
   - apiVersion: v1
     kind: Pod
     metadata: {name: who}
@@ -58,8 +52,7 @@ manifests:
         - name: c
           command: [/usr/bin/python3, -m, http.server, "80"]
           ports: [{containerPort: 80}]
-  - {apiVersion: v1, kind: Pod, metadata: {name: client}, spec: {nodeName: node1, containers: [{name: c}]}}
-"""
+""", bare_pod("client", node="node1"))
 
 FLOOD = """
 import socket, sys, time
@@ -90,18 +83,9 @@ time.sleep(30)                 # still holding the flood while the test counts
 """
 
 
-def make(make_lab):
-    lab = make_lab(up=False)
-    lab.path.write_text(LAB.replace("name: x", f"name: {lab.name}").replace("LAB", lab.name))
-    from labnet.lab import Lab
-
-    lab = Lab.load(lab.path)
-    lab.up()
-    return lab
-
-
-def test_pods_hold_against_their_neighbours(make_lab):
-    lab = make(make_lab)
+def test_pods_hold_against_their_neighbours(labnet_lab):
+    lab = labnet_lab(text=LAB, up=False)  # named first: the `who` pod's command names it
+    lab.up(LAB.replace("LAB", lab.name))
     logs = lab.state.logs_dir
     who = logs / log_file_name("default", "who", "c")
     assert wait_for(lambda: who.exists() and "mine" in who.read_text(), 5)
@@ -140,4 +124,4 @@ def test_pods_hold_against_their_neighbours(make_lab):
     assert wait_for(lambda: older.exists() and chatty.stat().st_size == 12000000 % LOG_MAX, 10)
     assert older.stat().st_size == LOG_MAX
     time.sleep(0.2)
-    assert lab.status()["healthy"]
+    assert lab.status().healthy

@@ -7,7 +7,15 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.integration.conftest import labnet_cli
+
+
+@pytest.fixture(scope="module")
+def seed_lab(labnet_module_lab):
+    """The default lab, shared by the tests of this module."""
+    return labnet_module_lab()
 
 
 def test_graph_of_the_running_lab(seed_lab):

@@ -12,105 +12,36 @@ from labnet.kubeproxy import chains
 from tests.integration.conftest import (
     answered_by,
     kernel_rules,
-    lab_text,
     labnet_cli,
     parse_whoami,
-    running_lab,
-    unique_name,
+    wait_for,
 )
+from tests.manifests import bare_pod, deployment, lab_text, service
 
-SERVICES_LAB = """
-name: x
-nodes: 2
-manifests:
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 2
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec:
-          containers:
-            - name: web
-              ports:
-                - {name: http, containerPort: 8080}
-                - {name: echo, containerPort: 9000, protocol: UDP}
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: solo}
-    spec:
-      replicas: 1
-      selector: {matchLabels: {app: solo}}
-      template:
-        metadata: {labels: {app: solo}}
-        spec:
-          nodeName: node2
-          containers: [{name: solo, ports: [{containerPort: 80}]}]
-  - {apiVersion: v1, kind: Pod, metadata: {name: client}, spec: {nodeName: node1, containers: [{name: c}]}}
-  - {apiVersion: v1, kind: Pod, metadata: {name: client2}, spec: {nodeName: node2, containers: [{name: c}]}}
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: web}
-    spec:
-      selector: {app: web}
-      ports:
-        - {name: http, port: 80, targetPort: http}
-        - {name: echo, port: 53, targetPort: echo, protocol: UDP}
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: sticky}
-    spec:
-      selector: {app: web}
-      sessionAffinity: ClientIP
-      ports: [{port: 80, targetPort: 8080}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: empty}
-    spec:
-      selector: {app: nothing}
-      ports: [{port: 80}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: web-np}
-    spec:
-      type: NodePort
-      selector: {app: web}
-      ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: solo-local}
-    spec:
-      type: NodePort
-      externalTrafficPolicy: Local
-      selector: {app: solo}
-      ports: [{port: 80, nodePort: 30090}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: web-ext}
-    spec:
-      selector: {app: web}
-      externalIPs: [192.168.255.150]
-      ports: [{port: 8000, targetPort: 8080}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: web-lb}
-    spec:
-      type: LoadBalancer
-      selector: {app: web}
-      ports: [{port: 80, targetPort: 8080}]
-"""
+SERVICES_LAB = lab_text(
+    deployment(replicas=2, containers="[{name: web, ports: [{name: http, containerPort: 8080}, "
+                                      "{name: echo, containerPort: 9000, protocol: UDP}]}]"),
+    deployment("solo", replicas=1, node="node2",
+               containers="[{name: solo, ports: [{containerPort: 80}]}]"),
+    bare_pod("client", node="node1"),
+    bare_pod("client2", node="node2"),
+    service(ports=["{name: http, port: 80, targetPort: http}",
+                   "{name: echo, port: 53, targetPort: echo, protocol: UDP}"]),
+    service("sticky", "[{port: 80, targetPort: 8080}]", app="web", sessionAffinity="ClientIP"),
+    service("empty", app="nothing"),
+    service("web-np", "[{port: 80, targetPort: 8080, nodePort: 30080}]", app="web",
+            type="NodePort"),
+    service("solo-local", "[{port: 80, nodePort: 30090}]", app="solo", type="NodePort",
+            externalTrafficPolicy="Local"),
+    service("web-ext", "[{port: 8000, targetPort: 8080}]", app="web",
+            externalIPs="[192.168.255.150]"),
+    service("web-lb", "[{port: 80, targetPort: 8080}]", app="web", type="LoadBalancer"),
+)
 
 
 @pytest.fixture(scope="module")
-def svc_lab(tmp_path_factory):
-    with running_lab(SERVICES_LAB, tmp_path_factory.mktemp("svc")) as lab:
-        yield lab
-
-
-def vip(lab, name: str) -> str:
-    return lab.running_plan().service(f"default/{name}").cluster_ip
+def svc_lab(labnet_module_lab):
+    return labnet_module_lab(text=SERVICES_LAB)
 
 
 def curl(lab, target: str, url: str, timeout: int = 3):
@@ -129,13 +60,13 @@ def web_pods(lab) -> set[str]:
 
 @pytest.mark.parametrize("client", ["client", "client2"])
 def test_cluster_ip_balances_over_both_pods_from_either_node(svc_lab, client):
-    seen = answered_by(svc_lab, client, f"http://{vip(svc_lab, 'web')}/")
+    seen = answered_by(svc_lab, client, f"http://{svc_lab.service_ip('web')}/")
     assert set(seen) == web_pods(svc_lab)
     assert sum(seen.values()) == 40
 
 
 def test_ping_cluster_ip_gets_nothing_but_pod_ip_answers(svc_lab):
-    ping = svc_lab.exec("client", ["ping", "-c", "2", "-W", "1", vip(svc_lab, "web")])
+    ping = svc_lab.exec("client", ["ping", "-c", "2", "-W", "1", svc_lab.service_ip("web")])
     assert ping.returncode != 0 and "100% packet loss" in ping.stdout
     pod_ip = next(p.ip for p in svc_lab.running_plan().pods if p.labels.get("app") == "web")
     ping = svc_lab.exec("client", ["ping", "-c", "1", "-W", "2", pod_ip])
@@ -143,17 +74,17 @@ def test_ping_cluster_ip_gets_nothing_but_pod_ip_answers(svc_lab):
 
 
 def test_node_itself_reaches_a_cluster_ip_through_output(svc_lab):
-    assert who(svc_lab, "node/node1", f"http://{vip(svc_lab, 'web')}/")["pod"] in web_pods(
+    assert who(svc_lab, "node/node1", f"http://{svc_lab.service_ip('web')}/")["pod"] in web_pods(
         svc_lab)
 
 
 def test_pod_calling_its_own_service_hairpins(svc_lab):
     plan = svc_lab.running_plan()
     me = next(p for p in plan.pods if p.labels.get("app") == "web")
-    seen = answered_by(svc_lab, me.name, f"http://{vip(svc_lab, 'web')}/")
+    seen = answered_by(svc_lab, me.name, f"http://{svc_lab.service_ip('web')}/")
     assert me.name in seen  # DNATed back to itself, out of the bridge port it came in on
     # ... and masqueraded on the way (KUBE-SEP's hairpin rule), or the reply would not return
-    answers = [who(svc_lab, me.name, f"http://{vip(svc_lab, 'sticky')}/") for _ in range(3)]
+    answers = [who(svc_lab, me.name, f"http://{svc_lab.service_ip('sticky')}/") for _ in range(3)]
     for answer in answers:
         if answer["pod"] == me.name:
             assert answer["client"].split(":")[0] == plan.node(me.node).gateway
@@ -180,14 +111,14 @@ def test_external_traffic_policy_local(svc_lab):
 
 def test_service_without_endpoints_refuses_at_once(svc_lab):
     start = time.monotonic()
-    result = curl(svc_lab, "client", f"http://{vip(svc_lab, 'empty')}/", 5)
+    result = curl(svc_lab, "client", f"http://{svc_lab.service_ip('empty')}/", 5)
     assert result.returncode == 7  # connection refused: the filter table's REJECT
     assert time.monotonic() - start < 2
 
 
 def test_client_ip_affinity_sticks_to_one_pod(svc_lab):
     for client in ("client", "client2"):
-        seen = answered_by(svc_lab, client, f"http://{vip(svc_lab, 'sticky')}/", 20)
+        seen = answered_by(svc_lab, client, f"http://{svc_lab.service_ip('sticky')}/", 20)
         assert len(seen) == 1 and sum(seen.values()) == 20
 
 
@@ -195,7 +126,7 @@ def test_udp_service_answers_through_the_echo(svc_lab):
     script = ("import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
               "s.settimeout(3); s.sendto(b'labnet udp', (sys.argv[1], 53)); "
               "print(s.recvfrom(100)[0].decode())")
-    result = svc_lab.exec("client", [sys.executable, "-c", script, vip(svc_lab, "web")])
+    result = svc_lab.exec("client", [sys.executable, "-c", script, svc_lab.service_ip("web")])
     assert result.stdout.strip() == "labnet udp", result.stderr
 
 
@@ -210,7 +141,7 @@ def test_load_balancer_ip_from_the_external_host(svc_lab):
 def test_external_ip_from_the_external_host(svc_lab):
     assert who(svc_lab, "external", "http://192.168.255.150:8000/")["pod"] in web_pods(svc_lab)
     # the ClusterIP of the same service works from pods, on its own port
-    assert who(svc_lab, "client", f"http://{vip(svc_lab, 'web-ext')}:8000/")["pod"] in web_pods(
+    assert who(svc_lab, "client", f"http://{svc_lab.service_ip('web-ext')}:8000/")["pod"] in web_pods(
         svc_lab)
 
 
@@ -233,64 +164,50 @@ def test_rules_read_back_from_the_kernel(svc_lab):
     assert nsfs.inode(plan.node("node1").netns) != nsfs.ROOT_INODE
 
 
-def test_resync_after_a_change(tmp_path, make_lab):
-    lab = make_lab(SERVICES_LAB)
+def test_resync_after_a_change(labnet_lab):
+    lab = labnet_lab(text=SERVICES_LAB)
     plan = lab.running_plan()
     old = {e.ip for e in plan.service("default/web").ports[0].endpoints}
     old_rules = labnet_cli("rules", "--lab", lab.name, "node1").stdout
     # one replica fewer: the removed pod's KUBE-SEP chains leave every node
-    lab.path.write_text(lab.path.read_text().replace("replicas: 2", "replicas: 1", 1))
-    from labnet.lab import Lab
-
-    changed = Lab.load(lab.path)
-    report = changed.up()
+    report = lab.up(SERVICES_LAB.replace("replicas: 2", "replicas: 1", 1))
     assert report.rules and report.removed_netns
-    plan = changed.running_plan()
+    plan = lab.running_plan()
     (kept,) = plan.service("default/web").ports[0].endpoints
     gone = (old - {kept.ip}).pop()
     for node in ("node1", "node2"):
         text = labnet_cli("rules", "--lab", lab.name, node).stdout
         assert gone not in text and kept.ip in text
     assert gone in old_rules
-    seen = answered_by(changed, "client", f"http://{vip(changed, 'web')}/", 10)
+    seen = answered_by(lab, "client", f"http://{lab.service_ip('web')}/", 10)
     assert set(seen) == {kept.pod.split("/")[1]}
-    assert changed.up().rules == {}  # and a second up rewrites nothing
+    assert lab.up().rules == {}  # and a second up rewrites nothing
     # what partial syncs left is exactly what a full sync writes (a new agent syncs fully)
     partial = {n: kernel_rules(lab, n) for n in ("node1", "node2")}
     import os
     import signal
 
     from labnet.agent import control
-    from tests.integration.conftest import wait_for
 
-    old_agent = changed.state.agent_pid()
+    old_agent = lab.state.agent_pid()
     os.kill(old_agent, signal.SIGKILL)  # its supervisor starts a new one, which syncs fully
-    assert wait_for(lambda: control.agent_alive(changed.state) not in (None, old_agent)
-                    and control.status(changed.state) is not None)
-    assert changed.up().rules == {}  # the restarted agent's full sync left nothing to do
+    assert wait_for(lambda: control.agent_alive(lab.state) not in (None, old_agent)
+                    and control.status(lab.state) is not None)
+    assert lab.up().rules == {}  # the restarted agent's full sync left nothing to do
     assert {n: kernel_rules(lab, n) for n in ("node1", "node2")} == partial
 
 
-
-def test_down_leaves_no_rule_anywhere(tmp_path):
-    from labnet.lab import Lab
-
-    name = unique_name()
-    path = tmp_path / "lab.yaml"
-    path.write_text(lab_text(SERVICES_LAB, name))
-    lab = Lab.load(path)
-    lab.up()
+def test_down_leaves_no_rule_anywhere(labnet_lab):
+    lab = labnet_lab(text=SERVICES_LAB)
     netns = [n.netns for n in lab.running_plan().nodes]
-    labnet_cli("down", name)
+    labnet_cli("down", lab.name)
     assert not any(nsfs.exists(n) for n in netns)
 
 
-def test_removed_udp_endpoint_loses_its_conntrack_entries(make_lab):
+def test_removed_udp_endpoint_loses_its_conntrack_entries(labnet_lab):
     """A UDP 'connection' pinned to a pod that goes away is cleared, so the next packet of the
     same flow is balanced again instead of vanishing (kube-proxy's conntrack cleanup)."""
-    from labnet.lab import Lab
-
-    lab = make_lab(SERVICES_LAB)
+    lab = labnet_lab(text=SERVICES_LAB)
     plan = lab.running_plan()
     web = plan.service("default/web")
     victim = [p for p in plan.pods if p.labels.get("app") == "web"][1]  # replica 1 goes
@@ -308,8 +225,7 @@ def test_removed_udp_endpoint_loses_its_conntrack_entries(make_lab):
             port = candidate
             break
     assert port, "no flow went to the victim pod"
-    lab.path.write_text(lab.path.read_text().replace("replicas: 2", "replicas: 1", 1))
-    report = Lab.load(lab.path).up()
+    report = lab.up(SERVICES_LAB.replace("replicas: 2", "replicas: 1", 1))
     assert report.conntrack_cleared >= 1
     table = lab.exec("node/node2", ["conntrack", "-L", "-p", "udp", "--sport", str(port)]).stdout
     assert victim.ip not in table

@@ -10,44 +10,29 @@ from labnet.dns.server import DnsServer
 from labnet.dns.zone import cluster_data
 from labnet.input.labfile import parse_lab_text
 from labnet.plan import make_plan
+from tests.manifests import (
+    ALIAS,
+    DB_SERVICE,
+    EXTERNAL,
+    bare_pods,
+    db_pod,
+    deployment,
+    lab_text,
+    namespace,
+    service,
+)
 
-LAB = """
-name: t
-nodes: 2
-dns: {ttl: 30}
-manifests:
-  - {apiVersion: v1, kind: Namespace, metadata: {name: other}}
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 2
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec:
-          containers: [{name: c, ports: [{name: http, containerPort: 80}, {name: metrics, containerPort: 9000}]}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: web}
-    spec:
-      clusterIP: 172.19.0.80
-      selector: {app: web}
-      ports: [{name: http, port: 80}, {name: metrics, port: 9000}]
-  - {apiVersion: v1, kind: Pod, metadata: {name: db-0, labels: {app: db}}, spec: {hostname: db-0, subdomain: db, containers: [{name: c, ports: [{name: sql, containerPort: 3306}]}]}}
-  - {apiVersion: v1, kind: Pod, metadata: {name: db-1, labels: {app: db}}, spec: {hostname: db-1, subdomain: db, containers: [{name: c, ports: [{name: sql, containerPort: 3306}]}]}}
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: db}
-    spec:
-      clusterIP: None
-      selector: {app: db}
-      ports: [{name: sql, port: 3306}]
-  - {apiVersion: v1, kind: Service, metadata: {name: nobody}, spec: {clusterIP: None, selector: {app: none}, ports: [{port: 1}]}}
-  - {apiVersion: v1, kind: Service, metadata: {name: ext}, spec: {type: ExternalName, externalName: www.example.com}}
-  - {apiVersion: v1, kind: Service, metadata: {name: alias}, spec: {type: ExternalName, externalName: web.default.svc.cluster.local}}
-  - {apiVersion: v1, kind: Service, metadata: {name: api, namespace: other}, spec: {clusterIP: 172.19.0.90, ports: [{port: 443}]}}
-"""
+LAB = lab_text(
+    namespace("other"),
+    deployment(replicas=2, containers="[{name: c, ports: [{name: http, containerPort: 80}, "
+                                      "{name: metrics, containerPort: 9000}]}]"),
+    service(ports="[{name: http, port: 80}, {name: metrics, port: 9000}]",
+            clusterIP="172.19.0.80"),
+    db_pod(0), db_pod(1), DB_SERVICE,
+    "  - {apiVersion: v1, kind: Service, metadata: {name: nobody}, spec: {clusterIP: None, selector: {app: none}, ports: [{port: 1}]}}\n",
+    EXTERNAL, ALIAS,
+    "  - {apiVersion: v1, kind: Service, metadata: {name: api, namespace: other}, spec: {clusterIP: 172.19.0.90, ports: [{port: 443}]}}\n",
+    name="t", settings="dns: {ttl: 30}\n")
 
 
 @pytest.fixture(scope="module")
@@ -229,11 +214,7 @@ def test_server_wire_handling(plan):
 
 
 def test_large_answers_truncate_over_udp():
-    pods = "".join(
-        f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}, labels: {{app: many}}}}, "
-        f"spec: {{containers: [{{name: c, ports: [{{containerPort: 80}}]}}]}}}}\n"
-        for i in range(60))
-    text = ("name: t\nnodes: 2\nmanifests:\n" + pods +
+    text = ("name: t\nnodes: 2\nmanifests:\n" + bare_pods(60, app="many") +
             "  - {apiVersion: v1, kind: Service, metadata: {name: many}, spec: "
             "{clusterIP: None, selector: {app: many}, ports: [{port: 80}]}}\n")
     plan = make_plan(parse_lab_text(text, "lab.yaml", Path(".")))

@@ -32,36 +32,18 @@ from labnet.dns.server import (
 )
 from labnet.input.labfile import parse_lab_text
 from labnet.plan import make_plan
+from tests.manifests import EXTERNAL, HTTP_80, bare_pods, deployment, lab_text, service
 
 MANY = 80  # endpoints of the headless service `many`: its A answer is over 1,232 bytes
 
-LAB = """
-name: t
-nodes: 1
-manifests:
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 2
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec:
-          containers: [{name: c, ports: [{name: http, containerPort: 80}]}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: web}
-    spec:
-      clusterIP: 172.19.0.80
-      selector: {app: web}
-      ports: [{name: http, port: 80}]
-  - {apiVersion: v1, kind: Service, metadata: {name: ext}, spec: {type: ExternalName, externalName: www.example.com}}
-  - {apiVersion: v1, kind: Service, metadata: {name: many}, spec: {clusterIP: None, selector: {app: many}, ports: [{name: h, port: 80}]}}
-""" + "".join(
-    f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: m{i}, labels: {{app: many}}}}, "
-    f"spec: {{containers: [{{name: c, ports: [{{name: h, containerPort: 80}}]}}]}}}}\n"
-    for i in range(MANY))
+LAB = lab_text(
+    deployment(replicas=2, containers=HTTP_80),
+    service(ports="[{name: http, port: 80}]", clusterIP="172.19.0.80"),
+    EXTERNAL,
+    "  - {apiVersion: v1, kind: Service, metadata: {name: many}, spec: {clusterIP: None, selector: {app: many}, ports: [{name: h, port: 80}]}}\n",
+    bare_pods(MANY, prefix="m", app="many",
+              containers="[{name: c, ports: [{name: h, containerPort: 80}]}]"),
+    name="t", nodes=1)
 
 WEB = "web.default.svc.cluster.local"
 OUTSIDE = "www.example.com"

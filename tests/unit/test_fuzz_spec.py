@@ -31,6 +31,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from labnet.errors import SpecError, SpecErrors
 from labnet.input.labfile import parse_lab_text
 from labnet.plan import make_plan
+from tests.manifests import SEED
 
 # hypothesis keeps a cache (.hypothesis/) even without an example database: in a temporary
 # directory that goes with the test run, not in the checkout
@@ -39,7 +40,6 @@ set_hypothesis_home_dir(_HYPOTHESIS_HOME.name)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "lab.yaml"
-SEED = (ROOT / "examples" / "seed.yaml").read_text()
 RICH = """
 name: rich
 network:

@@ -97,8 +97,8 @@ def test_large_cluster_mode_drops_endpoint_comments():
 
 
 def test_partial_sync_plans_only_what_changed():
-    from labnet.agent.proxy import Installed, partial_plans, shared_texts
     from labnet.kubeproxy.rules import RenderCache
+    from labnet.kubeproxy.sync import decide, snapshot
 
     opts = ProxyOptions("n1", ("192.168.255.11",), "10.0.0.0/8")
     cache = RenderCache()
@@ -106,22 +106,72 @@ def test_partial_sync_plans_only_what_changed():
     b = svc("d", "b", "172.19.0.6", eps=[("10.0.1.4",)])
     first = render([a, b], opts, cache)
     cache.sweep()
-    installed = Installed({id(p[0]): p for p in first.fragments}, shared_texts(first))
-    # one endpoint of a moves: a's SVC chain and the new SEP are written, the old SEP goes
+    installed = snapshot(first)
+    # one endpoint of a moves: a's SVC chain and the new SEP are written, the old SEP goes,
     moved = svc("d", "a", "172.19.0.5", eps=[("10.0.1.2",), ("10.0.1.9",)])
     second = render([moved, b], opts, cache)
-    (nat,) = [p for p in partial_plans(second, installed, shared_texts(second)) if p.name == "nat"]
+    changes = decide(snapshot(second), installed, [])
+    (nat,) = [c for c in changes if c.table == "nat"]
     spn = "d/a:p80"
+    # a chain is rewritten only when its rules differ: the SEP of 10.0.1.2 is left as it is
     assert set(nat.rewrite) == {chains.svc_chain(spn, "tcp"),
-                                chains.sep_chain(spn, "tcp", "10.0.1.2", 80),
                                 chains.sep_chain(spn, "tcp", "10.0.1.9", 80)}
-    assert nat.stale == [chains.sep_chain(spn, "tcp", "10.0.1.3", 80)]
+    assert nat.delete == [chains.sep_chain(spn, "tcp", "10.0.1.3", 80)]
+    assert not nat.full and not nat.jumps
     # nothing of b, and no shared chain, is touched; the filter table is left alone
     assert "KUBE-SERVICES" not in nat.rewrite
-    assert all(p.name == "nat" for p in partial_plans(second, installed, shared_texts(second)))
+    assert all(c.table == "nat" for c in changes)
     # b goes away: its chains are deleted and KUBE-SERVICES is rewritten
-    installed = Installed({id(p[0]): p for p in second.fragments}, shared_texts(second))
+    installed = snapshot(second)
     third = render([moved], opts, cache)
-    (nat,) = [p for p in partial_plans(third, installed, shared_texts(third)) if p.name == "nat"]
+    (nat,) = [c for c in decide(snapshot(third), installed, []) if c.table == "nat"]
     assert "KUBE-SERVICES" in nat.rewrite
-    assert chains.svc_chain("d/b:p80", "tcp") in nat.stale
+    assert chains.svc_chain("d/b:p80", "tcp") in nat.delete
+    # nothing changed: nothing to do, not even a read of the kernel
+    assert decide(snapshot(third), snapshot(third), []) == []
+
+
+def test_the_decision_is_keyed_on_chains_not_on_render_identity():
+    """Rules rendered again from scratch (no cache: new objects) are the same chains: a sync
+    after an agent restart that kept its record would rewrite nothing."""
+    from labnet.kubeproxy.sync import decide, snapshot
+
+    opts = ProxyOptions("n1", ("192.168.255.11",), "10.0.0.0/8")
+    services = [svc("d", "a", "172.19.0.5", eps=[("10.0.1.2",)])]
+    assert decide(snapshot(render(services, opts)), snapshot(render(services, opts)), []) == []
+
+
+def test_a_full_sync_writes_every_chain_and_the_jumps():
+    from labnet.kubeproxy.iptables_backend import IptablesBackend
+    from labnet.kubeproxy.sync import decide, snapshot
+
+    backend = IptablesBackend()
+    ruleset = render([svc("d", "a", "172.19.0.5", eps=[("10.0.1.2",)])],
+                     ProxyOptions("n1", ("192.168.255.11",), "10.0.0.0/8"))
+    changes = {c.table: c for c in decide(snapshot(ruleset), None, backend.jumps())}
+    assert set(changes) == {"filter", "nat"} and all(c.full for c in changes.values())
+    # every chain of the restore text, with the same rules in the same order
+    for table in ruleset.tables():
+        ordered = table.chain_rules()
+        assert set(changes[table.name].rewrite) == set(ordered)
+        for chain, rules in ordered.items():
+            assert changes[table.name].rewrite[chain] == [r.args for r in rules]
+    assert ("PREROUTING", ("-m", "comment", "--comment", "kubernetes service portals", "-j",
+                           "KUBE-SERVICES")) in changes["nat"].jumps
+
+
+def test_rule_producers_own_disjoint_chains_and_kube_proxy_owns_what_it_writes():
+    from labnet.producers import KUBE_PROXY, PRODUCERS, owner_of
+
+    ruleset = render([svc("d", "a", "172.19.0.5", eps=[("10.0.1.2",)], node_port=30080)],
+                     ProxyOptions("n1", ("192.168.255.11",), "10.0.0.0/8"))
+    for table in ruleset.tables():
+        for chain in table.chains:
+            assert owner_of(chain) is KUBE_PROXY, chain
+    # what kube-proxy's full sync must leave alone: kubelet's canary, another producer's chain
+    for chain in ("KUBE-KUBELET-CANARY", "KUBE-NWPLCY-ABC", "KUBE-POD-FW-XYZ", "CALI-INPUT"):
+        assert not KUBE_PROXY.owns(chain)
+    for i, p in enumerate(PRODUCERS):
+        for q in PRODUCERS[i + 1:]:
+            assert not (p.chains & q.chains) and not any(
+                a.startswith(b) or b.startswith(a) for a in p.prefixes for b in q.prefixes)

@@ -10,6 +10,7 @@ from labnet.errors import SpecError, SpecErrors
 from labnet.input.labfile import load_default, parse_lab_text
 from labnet.names import IFNAMSIZ, host_veth_name, netns_name, replica_pod_name
 from labnet.plan import Plan, make_plan
+from tests.manifests import HTTP_8080, NO_PORTS, bare_pods, deployment, lab_text, service
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -18,11 +19,8 @@ def lab(text: str):
     return parse_lab_text(text, "lab.yaml", Path("."))
 
 
-def pods_yaml(n: int, node: str = "") -> str:
-    pin = f"nodeName: {node}, " if node else ""
-    return "".join(
-        f"  - {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, "
-        f"spec: {{{pin}containers: [{{name: c}}]}}}}\n" for i in range(n))
+def pods_yaml(n: int, node: str | None = None) -> str:
+    return bare_pods(n, node=node, containers=NO_PORTS)
 
 
 def test_default_plan_addresses():
@@ -143,39 +141,13 @@ def test_plan_dataclasses_are_frozen():
         plan.nodes[0].name = "x"  # type: ignore[misc]
 
 
-SERVICES = """
-name: t
-nodes: 2
-manifests:
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 3
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec:
-          containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: web}
-    spec:
-      selector: {app: web}
-      ports: [{name: http, port: 80, targetPort: http}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: lb}
-    spec:
-      type: LoadBalancer
-      externalTrafficPolicy: Local
-      selector: {app: web}
-      ports: [{port: 80, targetPort: 8080}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: manual}
-    spec:
-      ports: [{name: dns, port: 53, protocol: UDP}]
+SERVICES = lab_text(
+    deployment(replicas=3, containers=HTTP_8080),
+    service(ports="[{name: http, port: 80, targetPort: http}]"),
+    service("lb", "[{port: 80, targetPort: 8080}]", app="web", type="LoadBalancer",
+            externalTrafficPolicy="Local"),
+    service("manual", "[{name: dns, port: 53, protocol: UDP}]", selector=False),
+    name="t") + """\
   - apiVersion: discovery.k8s.io/v1
     kind: EndpointSlice
     metadata: {name: manual-1, labels: {kubernetes.io/service-name: manual}}

@@ -6,6 +6,7 @@ import pytest
 
 from labnet.errors import SpecError, SpecErrors
 from labnet.input.labfile import load_default, load_lab, parse_lab_text
+from tests.manifests import HTTP_8080, deployment, lab_text, service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,19 +24,7 @@ def errors_of(text: str, base: Path = ROOT) -> list[str]:
     return lines
 
 
-DEPLOY = """
-manifests:
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 2
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec:
-          containers: [{name: c, ports: [{containerPort: 80}]}]
-"""
+DEPLOY = "\nmanifests:\n" + deployment(replicas=2)
 
 
 def test_default_lab_is_the_article_cluster():
@@ -165,29 +154,10 @@ def test_nodes_as_count_and_as_objects():
     assert spec.nodes[0].labels["zone"] == "z1" and str(spec.nodes[0].address) == "192.168.255.50"
 
 
-SERVICE = """
-name: x
-nodes: 2
-manifests:
-  - apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec:
-          containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]
-  - apiVersion: v1
-    kind: Service
-    metadata: {name: web}
-    spec:
-      type: NodePort
-      clusterIP: 172.19.0.20
-      selector: {app: web}
-      ports:
-        - {name: http, port: 80, targetPort: http, nodePort: 30080}
-"""
+SERVICE = lab_text(
+    deployment(containers=HTTP_8080),
+    service(ports=["{name: http, port: 80, targetPort: http, nodePort: 30080}"],
+            type="NodePort", clusterIP="172.19.0.20"))
 
 
 @pytest.mark.parametrize("patch, expected", [
