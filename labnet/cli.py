@@ -408,13 +408,10 @@ def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: b
     """Print a node's kube-proxy rules (iptables-restore text) for FILE, or with --dns the lab's
     DNS zone. No root needed."""
     lab = Lab.load(file)
-    plan = lab.plan()
     if dns_zone:
-        from labnet.dns.zone import cluster_data
-        from labnet.dns.zonefile import zone_file
-
-        click.echo(zone_file(cluster_data(plan, int(plan.network.dns_ttl))), nl=False)
+        click.echo(lab.zone_text(), nl=False)
         return
+    plan = lab.plan()
     names = [n.name for n in plan.nodes]
     node = node_name or names[0]
     if node not in names:
@@ -483,22 +480,10 @@ def rules(lab_name: str | None, table: str, node: str) -> None:
 def dns(lab_name: str | None, namespace: str, source: str | None, tcp: bool, name: str,
         qtype: str) -> None:
     """Resolve NAME the way a pod does: search list, ndots:5, the cluster DNS ClusterIP."""
-    from labnet.dns.client import describe, resolve
-
     require_root()
-    lab = running(lab_name)
-    plan = lab.running_plan()
-    qtype = qtype.upper()
-    netns = lab.client_pod(namespace, source).netns
-    try:
-        lookup = resolve(netns, str(plan.network.cluster_dns), name, qtype, namespace,
-                         str(plan.network.cluster_domain), tcp)
-    except OSError as exc:
-        raise LabnetError(f"the cluster DNS at {plan.network.cluster_dns} did not answer: "
-                          f"{exc}") from None
-    click.echo(describe(lookup), nl=False)
-    reply = lookup.reply
-    sys.exit(0 if reply is not None and reply.rr else 1)
+    lookup = running(lab_name).resolve(name, qtype, namespace, source, tcp)
+    click.echo(lookup.text(), nl=False)
+    sys.exit(0 if lookup.answered else 1)
 
 
 @main.command()

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labnet import interrupt
 from labnet import status as statusmod
@@ -27,6 +28,9 @@ from labnet.model import LabSpec
 from labnet.plan import Plan, PlanPod, make_plan, replica_of
 from labnet.state import LockTimeout, StateDir, check_lab_name, list_labs
 from labnet.status import StatusReport
+
+if TYPE_CHECKING:  # the DNS client enters pods' netns: loaded when used
+    from labnet.dns.client import Lookup
 
 
 def require_root() -> None:
@@ -322,6 +326,29 @@ class Lab:
                               f"{result.stderr.strip()}")
         return "".join(line + "\n" for line in result.stdout.splitlines()
                        if not line.startswith("#"))
+
+    def resolve(self, name: str, qtype: str = "A", namespace: str = "default",
+                source: str | None = None, tcp: bool = False) -> Lookup:
+        """Ask the cluster DNS for NAME the way a pod of `namespace` does (search list,
+        ndots:5), from `source` or the first pod of the namespace that is not the DNS pod."""
+        from labnet.dns.client import resolve
+
+        plan = self.running_plan()
+        netns = self.client_pod(namespace, source).netns
+        try:
+            return resolve(netns, str(plan.network.cluster_dns), name, qtype.upper(), namespace,
+                           str(plan.network.cluster_domain), tcp)
+        except OSError as exc:
+            raise LabnetError(f"the cluster DNS at {plan.network.cluster_dns} did not answer: "
+                              f"{exc}") from None
+
+    def zone_text(self) -> str:
+        """The cluster DNS zone of this lab's plan, as a zone file (pure: no root needed)."""
+        from labnet.dns.zone import cluster_data
+        from labnet.dns.zonefile import zone_file
+
+        plan = self.plan()
+        return zone_file(cluster_data(plan, int(plan.network.dns_ttl)))
 
     def trace(self, pod: str, target: str, namespace: str = "default", icmp: bool = False):
         """One real request (or ping) from a pod to a target, explained hop by hop."""

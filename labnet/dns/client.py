@@ -29,6 +29,14 @@ class Lookup:
     tries: list[tuple[str, str]] = field(default_factory=list)  # (name, rcode or "NODATA")
     reply: DNSRecord | None = None
 
+    @property
+    def answered(self) -> bool:
+        return self.reply is not None and bool(self.reply.rr)
+
+    def text(self) -> str:
+        """What `labnet dns` prints: every name tried, then the reply's sections."""
+        return describe(self)
+
 
 def query(netns: str, server: str, name: str, qtype: str, tcp: bool = False,
           timeout: float = 3.0) -> DNSRecord:
