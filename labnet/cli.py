@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -354,9 +355,23 @@ def status(lab_name: str | None, output: str) -> None:
     sys.exit(0 if report.healthy else 1)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def good(text: str, ok: bool) -> str:
     """Green or red on a terminal; click.echo drops the colour when output is not a tty."""
     return click.style(text, fg="green" if ok else "red")
+
+
+def aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Columns as wide as their widest cell (colour codes not counted) and three spaces apart,
+    as kubectl aligns them: a long cell never runs into the next."""
+    def width(cell: str) -> int:
+        return len(ANSI.sub("", cell))
+
+    widths = [max(width(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["   ".join(cell + " " * (widths[i] - width(cell)) if i < len(row) - 1 else cell
+                       for i, cell in enumerate(row)) for row in [header, *rows]]
 
 
 def format_status(report: StatusReport) -> str:
@@ -367,32 +382,34 @@ def format_status(report: StatusReport) -> str:
     else:
         shown = {"restarting": "RESTARTING (its supervisor is starting it again)"}.get(
             agent.state, "NOT RUNNING (`labnet up` starts it)")
-    lines = [f"lab {report.lab}: {health}   pod agent: {shown}",
-             f"{'NODE':<12}{'UNDERLAY IP':<17}{'POD CIDR':<18}{'PODS':<6}STATUS"]
+    lines = [f"lab {report.lab}: {health}   pod agent: {shown}"]
+    rows = []
     for n in report.nodes:
         state = good("ok" if n.ready else "missing: " + ", ".join(n.missing), n.ready)
         if n.foreign:
             state += "  foreign: " + ", ".join(n.foreign)
         if n.proxy_restarts:
             state += f"  (kube-proxy restarted {n.proxy_restarts}x)"
-        lines.append(f"{n.name:<12}{n.underlay_ip:<17}{n.pod_cidr:<18}{n.pods:<6}{state}")
+        rows.append([n.name, n.underlay_ip, n.pod_cidr, str(n.pods), state])
+    lines += aligned(["NODE", "UNDERLAY IP", "POD CIDR", "PODS", "STATUS"], rows)
     lines.append("")
-    lines.append(f"{'NAMESPACE':<12}{'POD':<34}{'IP':<15}{'NODE':<10}{'SERVING':<14}STATUS")
+    rows = []
     for p in report.pods:
-        serving = ",".join([*p.listening, *(c.container for c in p.processes if c.running)]) \
-            or "-"
+        serving = ",".join([*p.listening, *(c.container for c in p.processes if c.running)])
         state = good("ok" if p.ready else "missing: " + ", ".join(p.missing), p.ready)
-        lines.append(f"{p.namespace:<12}{p.name:<34}{p.ip:<15}{p.node:<10}{serving:<14}{state}")
+        rows.append([p.namespace, p.name, p.ip, p.node, ",".join(p.ports) or "-",
+                     serving or "-", state])
+    lines += aligned(["NAMESPACE", "POD", "IP", "NODE", "PORTS", "SERVING", "STATUS"], rows)
     if report.services:
         lines.append("")
-        lines.append(f"{'NAMESPACE':<12}{'SERVICE':<22}{'TYPE':<14}{'CLUSTER-IP':<16}"
-                     f"{'EXTERNAL-IP':<17}{'PORT(S)':<18}ENDPOINTS")
+        rows = []
         for svc in report.services:
             eps = ",".join(svc.endpoints[:3]) + (
                 f" + {len(svc.endpoints) - 3} more" if len(svc.endpoints) > 3 else "")
-            lines.append(f"{svc.namespace:<12}{svc.name:<22}{svc.type:<14}"
-                         f"{svc.cluster_ip:<16}{svc.external_ip:<17}"
-                         f"{','.join(svc.ports):<18}{eps or '<none>'}")
+            rows.append([svc.namespace, svc.name, svc.type, svc.cluster_ip, svc.external_ip,
+                         ",".join(svc.ports) or "<none>", eps or "<none>"])
+        lines += aligned(["NAMESPACE", "SERVICE", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)",
+                          "ENDPOINTS"], rows)
     for stray in report.stray_netns:
         lines.append(f"foreign netns with the lab's prefix: {stray}")
     return "\n".join(lines) + "\n"

@@ -332,8 +332,13 @@ class Lab:
         """Ask the cluster DNS for NAME the way a pod of `namespace` does (search list,
         ndots:5), from `source` or the first pod of the namespace that is not the DNS pod."""
         from labnet.dns.client import resolve
+        from labnet.dns.resolvconf import cluster_dns_service
 
         plan = self.running_plan()
+        if cluster_dns_service(plan) is None:
+            raise LabnetError(f"lab {self.name} has no cluster DNS: no Service holds "
+                              f"{plan.network.cluster_dns} (dns.enabled is false), so pods keep "
+                              "the node's resolv.conf")
         netns = self.client_pod(namespace, source).netns
         try:
             return resolve(netns, str(plan.network.cluster_dns), name, qtype.upper(), namespace,

@@ -18,6 +18,9 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 NOBODY = 65534  # what a pod command runs as unless its securityContext says otherwise
 SYNC_TIMEOUT = 120.0  # one node's kube-proxy sync; the CLI's wait for a reload is derived from it
 DEFAULT_DNS_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL: the one default, used everywhere
+# CoreDNS kubernetes plugin `pods` option: kubeadm's Corefile says `pods insecure`
+DNS_POD_MODES = ("insecure", "verified", "disabled")
+DEFAULT_DNS_PODS = "insecure"
 
 # labnet's caps on one lab: bigger would exhaust the machine before it told the user why
 MAX_NODES = 100
@@ -62,6 +65,9 @@ class NetworkSpec:
     mtu: int = 1500
     dns_ttl: int = DEFAULT_DNS_TTL
     dns_upstream: tuple[str, ...] = ()  # resolvers for names outside the cluster (opt-in)
+    dns_enabled: bool = True  # False: no built-in kube-dns Service, DNS pod or DNS server
+    dns_pods: str = DEFAULT_DNS_PODS  # pod A records: insecure, verified or disabled
+    node_port_range: tuple[int, int] = NODE_PORT_RANGE  # kube-apiserver --service-node-port-range
 
     @property
     def pod_mtu(self) -> int:
@@ -215,6 +221,8 @@ class ServiceSpec:
     cluster_ip: str = ""  # "" allocate, "None" headless
     external_ips: tuple[str, ...] = ()
     load_balancer_ip: str = ""
+    # status.loadBalancer.ingress: (ip, ipMode) of each entry with an ip, canonical form
+    load_balancer_ingress: tuple[tuple[str, str], ...] = ()
     load_balancer_source_ranges: tuple[str, ...] = ()
     session_affinity_timeout: int = 0  # > 0: sessionAffinity ClientIP
     external_traffic_local: bool = False

@@ -172,7 +172,7 @@ class PodStatus:
     ip: str
     node: str
     netns: str
-    ports: tuple[str, ...] = ()      # what the plan wants served, "80/TCP"
+    ports: tuple[str, ...] = ()      # every port the pod declares, "80/TCP"
     listening: tuple[str, ...] = ()  # what the agent serves
     processes: tuple[ProcessStatus, ...] = ()
     missing: tuple[str, ...] = ()
@@ -294,7 +294,8 @@ def service_status(svc: PlanService, unready: Iterable[str] = frozenset()) -> Se
                               if e.ready and e.pod not in unready}))
     return ServiceStatus(
         svc.namespace, svc.name, svc.type, svc.cluster_ip or "<none>",
-        ",".join(svc.load_balancer_ips + svc.external_ips) or "<none>", ports, endpoints)
+        ",".join(svc.load_balancer_ips + svc.load_balancer_proxy_ips + svc.external_ips)
+        or "<none>", ports, endpoints)
 
 
 def build(plan: Plan, kernel: KernelReport, agent: AgentReport | None,
@@ -317,7 +318,8 @@ def build(plan: Plan, kernel: KernelReport, agent: AgentReport | None,
         missing += [f"process {p.container}" for p in procs if not p.running]
         if runtime and not runtime.ready:
             missing.append("readiness (not answering yet)")
-        pods.append(PodStatus(pod.namespace, pod.name, pod.ip, pod.node, pod.netns, want,
+        declared = tuple(f"{p.port}/{p.protocol}" for p in pod.declared_ports)
+        pods.append(PodStatus(pod.namespace, pod.name, pod.ip, pod.node, pod.netns, declared,
                               listening, procs, tuple(missing)))
     proxies = agent.proxy if agent else {}
     nodes = []

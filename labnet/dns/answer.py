@@ -3,9 +3,11 @@
 The decision procedure of reference/cluster-dns.md §10: names outside the cluster zone are
 refused (or forwarded, when the lab has an upstream), reverse names of the service and pod
 CIDRs get PTRs, the apex and dns-version are special, everything else is parsed right to left
-into namespace / service / endpoint or _port._proto. A name that does not exist is NXDOMAIN, a
-name that exists without the asked type is NODATA; both are authoritative with the zone's SOA.
-The question's spelling is echoed in every owner name and in the zone part of targets.
+into namespace / service / endpoint or _port._proto, or (pod records, §2.5) dashed IP /
+namespace under `pod`, answered per the lab's `pods` mode. A name that does not exist is
+NXDOMAIN, a name that exists without the asked type is NODATA; both are authoritative with the
+zone's SOA. The question's spelling is echoed in every owner name and in the zone part of
+targets.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dnslib import (
+    AAAA,
     CNAME,
     NS,
     PTR,
@@ -66,10 +69,11 @@ def lookup(data: ClusterData, base: list[str]) -> str | list[Item]:
         return EXISTS
     if base[-1] not in ("svc", "pod"):
         return NX
-    if len(base) == 2:
-        return EXISTS if base[0] in data.namespaces and base[1] == "svc" else NX
-    if base[-1] == "pod":  # pod A records: CoreDNS's default (pods disabled) says NXDOMAIN
-        return NX
+    if len(base) == 2:  # <ns>.svc, <ns>.pod: an empty non-terminal if the namespace exists
+        pods_off = base[1] == "pod" and data.pod_mode == "disabled"
+        return EXISTS if base[0] in data.namespaces and not pods_off else NX
+    if base[-1] == "pod":
+        return lookup_pod(data, base)
     namespace, name, rest = base[-2], base[-3], base[:-3]
     if namespace not in data.namespaces or len(rest) > 2:
         return NX
@@ -105,6 +109,52 @@ def lookup(data: ClusterData, base: list[str]) -> str | list[Item]:
         if port is None and not svc.ports:
             items.append(Item(svc.cluster_ip, None, fqdn))
     return items or NX
+
+
+POD_LABEL = frozenset("0123456789abcdef-")
+
+
+def pod_address(label: str) -> tuple[str, str | None]:
+    """A pod name's label read as CoreDNS reads it (kubernetes.go findPods): exactly three
+    dashes and no `--` is IPv4 (dashes -> dots), anything else IPv6 (dashes -> colons). Returns
+    that text (what `pods verified` compares with pod IPs) and the address it parses as, in
+    canonical form (None: not an IP). Parsing is Go's net.ParseIP: IPv4 without leading zeros
+    (`010-0-0-1` is no address), IPv6 without a zone; an IPv4-mapped IPv6 address is the IPv4
+    address (Go's To4). Only hex digits and dashes can spell one."""
+    if label.count("-") == 3 and "--" not in label:
+        text = label.replace("-", ".")
+    else:
+        text = label.replace("-", ":")
+    if not label or not set(label) <= POD_LABEL:
+        return text, None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text, None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return text, str(address)
+
+
+def lookup_pod(data: ClusterData, base: list[str]) -> str | list[Item]:
+    """`<dashed-ip>.<ns>.pod` (reference §2.5; CoreDNS findPods). disabled: NX. insecure: the
+    address the label spells, if the namespace exists. verified: only if a pod of that
+    namespace has that IP. CoreDNS parses the one or two labels left of the dashed IP as an
+    endpoint or _port._proto and findPods ignores them: they answer the same; more is NX."""
+    if data.pod_mode == "disabled" or len(base) > 5:
+        return NX
+    label, namespace = base[-3], base[-2]
+    if namespace not in data.namespaces:
+        return NX
+    text, address = pod_address(label)
+    if data.pod_mode == "verified":
+        if (namespace, text) not in data.pods:  # CoreDNS compares the text with pod IPs
+            return NX
+        address = text
+    elif address is None:
+        return NX
+    # no port: an SRV question gets port 0 and this name as target, as CoreDNS answers it
+    return [Item(address, 0, [label, namespace, "pod"])]
 
 
 def answer(query: DNSRecord, data: ClusterData, forward: Forwarder | None = None) -> DNSRecord:
@@ -160,6 +210,8 @@ def answer(query: DNSRecord, data: ClusterData, forward: Forwarder | None = None
     added = 0
     if q.qtype in (QTYPE.A, QTYPE.ANY):
         added += add_addresses(reply, qname, found, data, forward, query)
+    elif q.qtype == QTYPE.AAAA:  # only a pod name can spell an IPv6 address
+        added += add_addresses6(reply, qname, found, data)
     elif q.qtype == QTYPE.SRV:
         added += add_srv(reply, qname, found, data, zone_text)
     elif q.qtype == QTYPE.CNAME:
@@ -200,6 +252,13 @@ def add_addresses(reply: DNSRecord, qname: str, items: list[Item], data: Cluster
     return added
 
 
+def add_addresses6(reply: DNSRecord, qname: str, items: list[Item], data: ClusterData) -> int:
+    hosts = dict.fromkeys(i.host for i in items if not i.cname and ":" in i.host)
+    for host in hosts:
+        reply.add_answer(RR(qname, QTYPE.AAAA, ttl=data.ttl, rdata=AAAA(host)))
+    return len(hosts)
+
+
 def chase(target: str, data: ClusterData, forward: Forwarder | None,
           query: DNSRecord) -> list[RR] | None:
     """An ExternalName's target: resolved here when in the zone, else asked upstream."""
@@ -233,7 +292,10 @@ def add_srv(reply: DNSRecord, qname: str, items: list[Item], data: ClusterData,
                             rdata=SRV(priority=0, weight=weight, port=item.port, target=target)))
         if (target, item.host) not in glue:
             glue.add((target, item.host))
-            reply.add_ar(RR(target, QTYPE.A, ttl=data.ttl, rdata=A(item.host)))
+            if ":" in item.host:
+                reply.add_ar(RR(target, QTYPE.AAAA, ttl=data.ttl, rdata=AAAA(item.host)))
+            else:
+                reply.add_ar(RR(target, QTYPE.A, ttl=data.ttl, rdata=A(item.host)))
     return len(done)
 
 

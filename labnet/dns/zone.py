@@ -1,12 +1,13 @@
 """What the cluster DNS knows, computed from the plan: namespaces, services, their ports and
-ready endpoints (with the hostnames EndpointSlices would give them)."""
+ready endpoints (with the hostnames EndpointSlices would give them), and the pods' IPs with the
+lab's `pods` mode (CoreDNS's option: insecure, verified or disabled)."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
 
-from labnet.model import DEFAULT_DNS_TTL
+from labnet.model import DEFAULT_DNS_PODS, DEFAULT_DNS_TTL
 from labnet.plan import Plan
 
 DEFAULT_TTL = DEFAULT_DNS_TTL
@@ -52,6 +53,9 @@ class ClusterData:
     serial: int = 0
     reverse_networks: tuple[ipaddress.IPv4Network, ...] = ()
     ptr: dict[str, list[str]] = field(default_factory=dict)  # ip -> FQDNs (no trailing dot)
+    pod_mode: str = DEFAULT_DNS_PODS  # CoreDNS's `pods` option: insecure, verified, disabled
+    pods: frozenset[tuple[str, str]] = frozenset()  # (namespace, IP) of every pod (verified)
+    served: bool = True  # False: dns.enabled is false, labnet runs no cluster DNS for the lab
 
 
 def dashed(ip: str) -> str:
@@ -88,5 +92,8 @@ def cluster_data(plan: Plan, ttl: int = DEFAULT_TTL, serial: int = 0) -> Cluster
                     names.append(f"{ep.hostname}.{fqdn}")
     reverse = (ipaddress.IPv4Network(plan.network.service_cidr),
                ipaddress.IPv4Network(plan.network.pod_cidr))
+    # CoreDNS's pod index holds every pod with an IP that is not terminating, ready or not
+    pods = frozenset((pod.namespace, pod.ip) for pod in plan.pods if pod.ip)
     return ClusterData(domain, frozenset(plan.namespaces), services,
-                       str(plan.network.cluster_dns), ttl, serial, reverse, ptr)
+                       str(plan.network.cluster_dns), ttl, serial, reverse, ptr,
+                       plan.network.dns_pods, pods, plan.network.dns_enabled)

@@ -26,7 +26,7 @@ LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 HTTP_HEADER_NAME = re.compile(r"[-A-Za-z0-9]+")
 IPV4_SLOPPY = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)")
-CIDR_TEXT = re.compile(r"([^/]*)/([0-9]{1,2})")
+CIDR_TEXT = re.compile(r"([^/]*)/([0-9]{1,3})")
 
 # Caps that keep a lab file from exhausting the machine (the kernel objects, the plan and the
 # agent grow with each of them). The API server has its own for EndpointSlices (below).
@@ -399,19 +399,23 @@ def parse_address(value: Any, where: str, what: str, problems: Problems,
     return ip
 
 
-def parse_cidr(value: Any, strict: bool = True) -> ipaddress.IPv4Network:
-    """address/prefix (prefix 0..32; no netmask form); `strict`: no host bits set. Raises
-    ValueError saying why not."""
+def parse_cidr(value: Any, strict: bool = True, sloppy: bool = False) -> ipaddress.IPv4Network:
+    """address/prefix (prefix 0..32; no netmask form); `strict`: no host bits set; `sloppy`:
+    leading zeros in the octets and the prefix too, as the API server's ParseCIDRSloppy takes
+    them in legacy fields (203.0.113.000/025 is 203.0.113.0/25). Raises ValueError saying why
+    not."""
     if not isinstance(value, str):
         raise ValueError(f"must be a string, not {type_name(value)}")
     match = CIDR_TEXT.fullmatch(value)
     if match is None:
         raise ValueError("it is not address/prefix")
-    if parse_ipv4(match.group(1)) is None:
+    address = parse_ipv4(match.group(1), sloppy)
+    if address is None:
         raise ValueError(f"{shown(match.group(1))} is not a valid IPv4 address")
-    if int(match.group(2)) > 32 or (match.group(2).startswith("0") and match.group(2) != "0"):
-        raise ValueError(f"the prefix /{match.group(2)} is not 0..32")
-    return ipaddress.IPv4Network(value, strict=strict)
+    prefix = match.group(2)
+    if int(prefix) > 32 or (not sloppy and prefix.startswith("0") and prefix != "0"):
+        raise ValueError(f"the prefix /{prefix} is not 0..32")
+    return ipaddress.IPv4Network((address, int(prefix)), strict=strict)
 
 
 def parse_network(value: Any, where: str, what: str, problems: Problems,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,7 @@ from labnet.input.checks import (
     check_dns_label,
     check_fields,
     check_labels,
+    get_bool,
     get_int,
     get_list,
     get_map,
@@ -42,13 +44,13 @@ from labnet.input.workloads import Workloads, parse_manifest
 from labnet.input.yamlsrc import Located, load_documents, load_file, where_of
 from labnet.model import (
     DEFAULT_NAMESPACES,
+    DNS_POD_MODES,
     MAX_ENDPOINTS,
     MAX_NODES,
     MAX_OBJECTS,
     MAX_PLAN_POD_BYTES,
     MAX_PODS,
     MAX_SERVICES,
-    NODE_PORT_RANGE,
     ContainerPort,
     ContainerSpec,
     DeploymentSpec,
@@ -66,15 +68,16 @@ from labnet.names import lab_name_problem
 
 LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns", "hosts"}
 HOST_FIELDS = {"name", "nodes", "interface", "address"}
-DNS_FIELDS = {"ttl", "upstream"}
+DNS_FIELDS = {"enabled", "pods", "ttl", "upstream"}
 BUILTIN_DNS = "<built-in cluster DNS>"
 NETWORK_FIELDS = {
     "underlayCIDR", "podCIDR", "nodeCIDRMaskSize", "serviceCIDR", "clusterDNS", "clusterDomain",
-    "vxlan", "mtu",
+    "vxlan", "mtu", "serviceNodePortRange",
 }
 VXLAN_FIELDS = {"vni", "port"}
 NODE_FIELDS = {"name", "labels", "address"}
 RESERVED_NODE_NAMES = {"underlay", "external"}
+PORT_RANGE = re.compile(r"([0-9]{1,5})(?:([-+])([0-9]{1,5}))?")
 MAX_UPSTREAMS = 15  # CoreDNS's forward plugin: at most 15 upstreams
 
 
@@ -222,7 +225,7 @@ def parse_lab(doc: Located, objects: list, source: str, problems: Problems | Non
     network = parse_dns_section(get_map(doc, "dns", "the lab", problems), network, problems)
     nodes = parse_nodes(doc, network, problems)
     hosts = parse_hosts(doc, nodes, problems)
-    workloads = Workloads()
+    workloads = Workloads(node_port_range=network.node_port_range)
     for item in objects:
         parse_manifest(item, where_of(item, fallback=source), workloads, problems)
     count = (len(workloads.namespaces) + len(workloads.pods) + len(workloads.deployments)
@@ -299,7 +302,24 @@ def parse_hosts(doc: Located, nodes: list[NodeSpec], problems: Problems) -> list
 
 
 def parse_dns_section(dns: Located, network: NetworkSpec, problems: Problems) -> NetworkSpec:
+    """`dns:` configures the built-in cluster DNS (CoreDNS's kubernetes plugin, as kubeadm
+    runs it): `enabled` (default true), `pods` (CoreDNS's `pods` option: `insecure`, the default
+    as in kubeadm's Corefile, `verified` or `disabled`), `ttl` and `upstream`. With
+    `enabled: false` the lab has no kube-dns Service, no DNS pod and no DNS server, so the
+    other three would configure nothing: they are errors then."""
     check_fields(dns, DNS_FIELDS, "dns", problems)
+    enabled = get_bool(dns, "enabled", "dns", problems, network.dns_enabled)
+    pods = get_str(dns, "pods", "dns", problems, default=network.dns_pods)
+    if pods not in DNS_POD_MODES:
+        problems.add(dns.where("pods"), f"dns.pods {shown(pods)} is not one of "
+                     f"{', '.join(DNS_POD_MODES)}", "CoreDNS's pods option: insecure answers any "
+                     "dashed IP, verified only the IPs of pods, disabled none")
+        pods = network.dns_pods
+    if not enabled:
+        for key in ("pods", "ttl", "upstream"):
+            if key in dns:
+                problems.add(dns.where(key), f"dns.{key} has no effect with dns.enabled: false",
+                             "the lab runs no cluster DNS of its own: remove it, or enable it")
     ttl = get_int(dns, "ttl", "dns", problems, network.dns_ttl, 0, 3600)
     upstream = []
     servers = get_list(dns, "upstream", "dns", problems)
@@ -315,12 +335,17 @@ def parse_dns_section(dns: Located, network: NetworkSpec, problems: Problems) ->
                          "it would forward to itself: give a resolver outside the cluster DNS")
         elif address is not None:
             upstream.append(str(address))
-    return replace(network, dns_ttl=ttl, dns_upstream=tuple(upstream))
+    return replace(network, dns_ttl=ttl, dns_upstream=tuple(upstream), dns_enabled=enabled,
+                   dns_pods=pods)
 
 
 def add_cluster_dns(work: Workloads, network: NetworkSpec, where: str = BUILTIN_DNS) -> None:
-    """Every lab has kube-system/kube-dns at the cluster DNS IP, in front of a DNS pod labelled
-    as CoreDNS's is (k8s-app: kube-dns), with CoreDNS's ports (reference §8, kubeadm)."""
+    """A lab has kube-system/kube-dns at the cluster DNS IP, in front of a DNS pod labelled
+    as CoreDNS's is (k8s-app: kube-dns), with CoreDNS's ports (reference §8, kubeadm) — unless
+    its lab file says `dns: {enabled: false}` (kubeadm without its CoreDNS addon): then it has
+    neither, and the user may define kube-system/kube-dns (their own DNS server) themselves."""
+    if not network.dns_enabled:
+        return
     labels = {"k8s-app": "kube-dns"}
     ports = (ContainerPort(53, "UDP", "dns"), ContainerPort(53, "TCP", "dns-tcp"),
              ContainerPort(9153, "TCP", "metrics"))
@@ -400,6 +425,8 @@ def parse_network_section(net: Located, problems: Problems) -> NetworkSpec:
         domain = default.cluster_domain
     vxlan = get_map(net, "vxlan", "network", problems)
     check_fields(vxlan, VXLAN_FIELDS, "network.vxlan", problems)
+    node_ports = parse_port_range(net, "serviceNodePortRange", problems,
+                                  default.node_port_range)
     return NetworkSpec(
         underlay_cidr=underlay,
         pod_cidr=pods,
@@ -410,7 +437,32 @@ def parse_network_section(net: Located, problems: Problems) -> NetworkSpec:
         vxlan_vni=get_int(vxlan, "vni", "network.vxlan", problems, 1, 1, 2**24 - 1),
         vxlan_port=get_int(vxlan, "port", "network.vxlan", problems, 8472, 1, 65535),
         mtu=get_int(net, "mtu", "network", problems, 1500, 1280, 9000),
+        node_port_range=node_ports,
     )
+
+
+def parse_port_range(net: Located, key: str, problems: Problems,
+                     default: tuple[int, int]) -> tuple[int, int]:
+    """kube-apiserver's --service-node-port-range: "A-B" (inclusive), "A+N" (A..A+N) or a
+    single port "A" (utilnet.ParsePortRange); both ends in 1..65535."""
+    value = net.get(key)
+    if value is None:
+        return default
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(
+        value, bool) else ""
+    match = PORT_RANGE.fullmatch(text)
+    if match is None:
+        problems.add(net.where(key), f"network.{key} {shown(value)} is not a port range",
+                     'write it as kube-apiserver takes it: "30000-32767"')
+        return default
+    first = int(match.group(1))
+    last = (first if match.group(2) is None else int(match.group(3)) if match.group(2) == "-"
+            else first + int(match.group(3)))
+    if not 1 <= first <= last <= 65535:
+        problems.add(net.where(key), f"network.{key} {shown(value)} is not a range of ports "
+                     "within 1-65535", "the first port must not be above the last")
+        return default
+    return first, last
 
 
 def nodes_hint(network: NetworkSpec) -> str:
@@ -504,7 +556,7 @@ def check_workloads(work: Workloads, nodes: list[NodeSpec], problems: Problems) 
         if obj is builtin:
             if key in seen:
                 problems.add(seen[key], f"{key} is labnet's cluster DNS",
-                             "every lab has it: give your Deployment another name")
+                             "give your Deployment another name, or say dns: {enabled: false}")
             continue
         if key in seen:
             problems.add(obj.where, f"duplicate {key}", f"first at {seen[key]}")
@@ -580,8 +632,11 @@ def check_service_capacity(work: Workloads, nodes: list[NodeSpec], network: Netw
     first, last = load_balancer_pool(network.underlay_cidr)
     taken_lb = node_ips | {ipaddress.IPv4Address(s.load_balancer_ip) for s in work.services
                            if s.load_balancer_ip}
+    taken_lb |= {ipaddress.IPv4Address(ip) for s in work.services
+                 for ip, _mode in s.load_balancer_ingress}
     free_lb = last - first + 1 - sum(1 for ip in taken_lb if first <= int(ip) <= last)
-    ports_room = NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1
+    first_port, last_port = network.node_port_range
+    ports_room = last_port - first_port + 1
     explicit: dict[str, set[int]] = {"TCP": set(), "UDP": set()}
     for svc in work.services:
         for port in svc.ports:
@@ -610,7 +665,8 @@ def check_service_capacity(work: Workloads, nodes: list[NodeSpec], network: Netw
         if lb_ip in owners:
             problems.add(svc.where, f"{key}: loadBalancerIP {lb_ip} is the underlay address of "
                          f"{owners[lb_ip]}", "pick another, or leave it out")
-        elif svc.type == "LoadBalancer" and not svc.load_balancer_ip:
+        elif (svc.type == "LoadBalancer" and not svc.load_balancer_ip
+              and not svc.load_balancer_ingress):
             free_lb -= 1
             if free_lb == -1:
                 problems.add(svc.where, f"{key}: the LoadBalancer pool (the top quarter of "
@@ -625,7 +681,7 @@ def check_service_capacity(work: Workloads, nodes: list[NodeSpec], network: Netw
             free_ports[protocol] -= 1
             if free_ports[protocol] == -1:
                 problems.add(svc.where, f"{key}: no {protocol} node port is left in "
-                             f"{NODE_PORT_RANGE[0]}..{NODE_PORT_RANGE[1]}",
+                             f"{first_port}..{last_port}",
                              "use fewer NodePort and LoadBalancer ports")
         if svc.selector:
             selected = sum(count for labels, count in weights.get(svc.namespace, ())
@@ -643,7 +699,9 @@ def check_service_capacity(work: Workloads, nodes: list[NodeSpec], network: Netw
 def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str, ...],
                    problems: Problems) -> None:
     """Services against each other, the network and the pods they select."""
-    cluster_ips: dict[str, str] = {str(network.cluster_dns): "the cluster DNS service"}
+    # the built-in DNS holds the cluster DNS address; without it, any one Service may
+    cluster_ips: dict[str, str] = ({str(network.cluster_dns): "the cluster DNS service"}
+                                   if work.builtin else {})
     node_ports: dict[tuple[int, str], str] = {}
     seen: dict[str, str] = {}
     templates: dict[str, list[PodTemplate]] = {}
@@ -661,9 +719,9 @@ def check_services(work: Workloads, network: NetworkSpec, namespaces: tuple[str,
         by_key[key] = svc
         if key in seen and svc is not builtin:
             problems.add(svc.where, f"duplicate Service {key}", f"first at {seen[key]}")
-        if key == "kube-system/kube-dns" and svc is not builtin:
+        if key == "kube-system/kube-dns" and builtin is not None and svc is not builtin:
             problems.add(svc.where, "Service kube-system/kube-dns is labnet's cluster DNS",
-                         "every lab has it: give your Service another name")
+                         "give your Service another name, or say dns: {enabled: false}")
         seen[key] = svc.where
         if svc.namespace not in namespaces:
             problems.add(svc.where, f"Service {key}: namespace {svc.namespace!r} does not exist",

@@ -78,14 +78,17 @@ def parse_cluster_ip(spec: Located, kind: str, what: str, problems: Problems) ->
     if kind == "ExternalName" and cluster_ip:
         problems.add(spec.where(key), f"{what}: {key} may not be set for ExternalName services")
         return ""
-    if cluster_ip and cluster_ip != "None" and parse_ipv4(cluster_ip) is None:
+    # legacy forms (leading zeros) are what the API server still takes in these fields
+    # (IsValidIPForLegacyField); kube-proxy reads them sloppily and writes the canonical form
+    if cluster_ip and cluster_ip != "None" and parse_ipv4(cluster_ip, sloppy=True) is None:
         problems.add(spec.where(key), f"{what}: clusterIP {shown(cluster_ip)} is not an "
                      "IPv4 address", "give an address of serviceCIDR, None, or leave it out")
         return ""
     if cluster_ip == "None" and kind in ("NodePort", "LoadBalancer"):
         problems.add(spec.where(key), f"{what}: a headless service (clusterIP: None) "
                      f"cannot be of type {kind}")
-    return str(parse_ipv4(cluster_ip)) if cluster_ip not in ("", "None") else cluster_ip
+    return (str(parse_ipv4(cluster_ip, sloppy=True)) if cluster_ip not in ("", "None")
+            else cluster_ip)
 
 
 def check_ip_families(spec: Located, what: str, problems: Problems) -> None:
@@ -102,8 +105,9 @@ def check_ip_families(spec: Located, what: str, problems: Problems) -> None:
                      "needs IPv6", "labnet is IPv4 only: use SingleStack or PreferDualStack")
 
 
-def parse_service(spec: Located, namespace: str, name: str, where: str,
-                  problems: Problems) -> ServiceSpec | None:
+def parse_service(spec: Located, namespace: str, name: str, where: str, problems: Problems,
+                  node_ports: tuple[int, int] = NODE_PORT_RANGE,
+                  status: Located | None = None) -> ServiceSpec | None:
     what = f"Service {name}"
     check_fields(spec, SERVICE_SPEC_FIELDS, f"{what} spec", problems)
     kind = get_str(spec, "type", what, problems, default="ClusterIP")
@@ -117,7 +121,7 @@ def parse_service(spec: Located, namespace: str, name: str, where: str,
     selector = None
     if spec.get("selector") is not None:
         selector = check_labels(spec.get("selector"), spec, f"{what} selector", problems)
-    ports = parse_service_ports(spec, kind, cluster_ip == "None", what, problems)
+    ports = parse_service_ports(spec, kind, cluster_ip == "None", what, problems, node_ports)
     if not spec.get("ports") and kind != "ExternalName" and cluster_ip != "None":
         problems.add(spec.where("ports"), f"{what} has no ports",
                      "a ClusterIP service needs ports")
@@ -138,7 +142,8 @@ def parse_service(spec: Located, namespace: str, name: str, where: str,
     listed = get_list(spec, "externalIPs", what, problems)
     for index, ip in enumerate(listed):
         address = parse_address(ip, where_of(listed, index, spec.where("externalIPs")),
-                                f"{what}: externalIPs entry", problems, unicast=True)
+                                f"{what}: externalIPs entry", problems, unicast=True,
+                                sloppy=True)
         if address is not None:
             external_ips.append(str(address))
     policies = {}
@@ -161,7 +166,7 @@ def parse_service(spec: Located, namespace: str, name: str, where: str,
     for index, cidr in enumerate(listed):
         try:  # the API server trims white space here, and takes host bits (ParseCIDRSloppy)
             ranges.append(str(parse_cidr(cidr.strip() if isinstance(cidr, str) else cidr,
-                                         strict=False)))
+                                         strict=False, sloppy=True)))
         except ValueError as exc:
             problems.add(where_of(listed, index, spec.where("loadBalancerSourceRanges")),
                          f"{what}: loadBalancerSourceRanges entry {shown(cidr)} is not a CIDR: "
@@ -172,7 +177,7 @@ def parse_service(spec: Located, namespace: str, name: str, where: str,
             problems.add(spec.where("loadBalancerIP"), f"{what}: loadBalancerIP needs type "
                          "LoadBalancer")
         address = parse_address(spec["loadBalancerIP"], spec.where("loadBalancerIP"),
-                                f"{what}: loadBalancerIP", problems, unicast=True)
+                                f"{what}: loadBalancerIP", problems, unicast=True, sloppy=True)
         lb_ip = str(address) if address else ""
     if kind == "LoadBalancer":
         get_bool(spec, "allocateLoadBalancerNodePorts", what, problems)
@@ -180,7 +185,7 @@ def parse_service(spec: Located, namespace: str, name: str, where: str,
         if spec.get(key) is not None and kind != "LoadBalancer":
             problems.add(spec.where(key), f"{what}: {key} may only be used with type "
                          "LoadBalancer")
-    health = get_int(spec, "healthCheckNodePort", what, problems, 0, *NODE_PORT_RANGE)
+    health = get_int(spec, "healthCheckNodePort", what, problems, 0, *node_ports)
     if health and not (kind == "LoadBalancer" and policies["externalTrafficPolicy"]):
         problems.add(spec.where("healthCheckNodePort"), f"{what}: healthCheckNodePort needs type "
                      "LoadBalancer with externalTrafficPolicy Local")
@@ -192,15 +197,66 @@ def parse_service(spec: Located, namespace: str, name: str, where: str,
             spec.where("externalName"), f"{what}: externalName", problems, label_limit=True):
         external_name = ""
     publish = get_bool(spec, "publishNotReadyAddresses", what, problems)
+    ingress = parse_load_balancer_status(status, kind, what, problems) if status else ()
     return ServiceSpec(
         namespace=namespace, name=name, type=kind, selector=selector, ports=tuple(ports),
         cluster_ip=cluster_ip, external_ips=tuple(external_ips), load_balancer_ip=lb_ip,
+        load_balancer_ingress=ingress,
         load_balancer_source_ranges=tuple(ranges), session_affinity_timeout=timeout,
         external_traffic_local=policies["externalTrafficPolicy"],
         internal_traffic_local=policies["internalTrafficPolicy"],
         health_check_node_port=health or 0, external_name=external_name,
         publish_not_ready=publish, where=where,
     )
+
+
+INGRESS_FIELDS = {"ip", "hostname", "ipMode", "ports"}
+IP_MODES = ("VIP", "Proxy")
+
+
+def parse_load_balancer_status(status: Located, kind: str, what: str, problems: Problems
+                               ) -> tuple[tuple[str, str], ...]:
+    """status.loadBalancer.ingress, as a cloud controller or MetalLB writes it: (ip, ipMode)
+    of every entry with an ip (legacy forms read sloppily, written canonically); entries with
+    only a hostname are valid and ignored, as kube-proxy ignores them. The API server's rules:
+    ingress only on a LoadBalancer Service, ipMode VIP or Proxy and only beside an ip (VIP
+    when left out)."""
+    check_fields(status, {"loadBalancer", "conditions"}, f"{what} status", problems)
+    balancer = get_map(status, "loadBalancer", f"{what} status", problems)
+    check_fields(balancer, {"ingress"}, f"{what} status.loadBalancer", problems)
+    items = get_list(balancer, "ingress", f"{what} status.loadBalancer", problems)
+    if items and kind != "LoadBalancer":
+        problems.add(balancer.where("ingress"), f"{what}: status.loadBalancer.ingress may only "
+                     "be used with type LoadBalancer")
+        return ()
+    found = []
+    for index, item in enumerate(items):
+        where = where_of(items, index, balancer.where("ingress"))
+        if not isinstance(item, Located):
+            problems.add(where, f"{what}: each status.loadBalancer.ingress entry must be a "
+                         f"mapping with ip or hostname, not {type_name(item)}")
+            continue
+        entry = f"{what} status.loadBalancer.ingress entry"
+        check_fields(item, INGRESS_FIELDS, entry, problems)
+        mode = get_str(item, "ipMode", entry, problems)
+        if item.get("ip") in (None, ""):
+            if mode is not None:
+                problems.add(item.where("ipMode"), f"{entry}: ipMode may not be set without "
+                             "an ip")
+            hostname = get_str(item, "hostname", entry, problems, default="") or ""
+            if hostname:
+                check_dns_subdomain(hostname, item.where("hostname"), f"{entry}: hostname",
+                                    problems)
+            continue
+        address = parse_address(item["ip"], item.where("ip"), f"{entry}: ip", problems,
+                                unicast=True, sloppy=True)
+        if mode is not None and mode not in IP_MODES:
+            problems.add(item.where("ipMode"), f"{entry}: ipMode {shown(mode)} is not VIP or "
+                         "Proxy")
+            continue
+        if address is not None:
+            found.append((str(address), mode or "VIP"))
+    return tuple(found)
 
 
 def check_app_protocol(item: Located, what: str, problems: Problems) -> None:
@@ -232,7 +288,8 @@ def parse_target_port(item: Located, number: int, what: str, problems: Problems
 
 
 def parse_service_ports(spec: Located, kind: str, headless: bool, what: str,
-                        problems: Problems) -> list[ServicePortSpec]:
+                        problems: Problems, node_ports: tuple[int, int] = NODE_PORT_RANGE
+                        ) -> list[ServicePortSpec]:
     ports: list[ServicePortSpec] = []
     seen = PortList(what)
     items = get_list(spec, "ports", what, problems)
@@ -257,7 +314,7 @@ def parse_service_ports(spec: Located, kind: str, headless: bool, what: str,
         seen.number(number, protocol, where, problems)
         check_app_protocol(item, what, problems)
         target = parse_target_port(item, number, what, problems)
-        node_port = get_int(item, "nodePort", f"{what} port", problems, 0, *NODE_PORT_RANGE)
+        node_port = get_int(item, "nodePort", f"{what} port", problems, 0, *node_ports)
         if node_port and (kind not in ("NodePort", "LoadBalancer") or headless):
             problems.add(item.where("nodePort"), f"{what}: nodePort needs type NodePort or "
                          "LoadBalancer")

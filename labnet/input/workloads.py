@@ -42,6 +42,7 @@ from labnet.model import (
     MAX_CONTAINERS,
     MAX_PODS,
     MAX_PORTS,
+    NODE_PORT_RANGE,
     ContainerPort,
     ContainerSpec,
     DeploymentSpec,
@@ -115,6 +116,7 @@ class Workloads:
     endpoint_slices: list[EndpointSliceSpec] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     builtin: tuple = ()  # (Deployment, Service) of the cluster DNS, which every lab has
+    node_port_range: tuple[int, int] = NODE_PORT_RANGE  # the lab's, for nodePorts
 
 
 def object_name(obj: Located) -> str:
@@ -174,7 +176,8 @@ def parse_manifest(obj: Any, where: str, out: Workloads, problems: Problems) -> 
         return
     spec = get_map(obj, "spec", what, problems, required=True)
     if kind == "Service":
-        service = parse_service(spec, namespace, name, obj.where(), problems)
+        service = parse_service(spec, namespace, name, obj.where(), problems,
+                                out.node_port_range, get_map(obj, "status", what, problems))
         if service:
             out.services.append(service)
         return

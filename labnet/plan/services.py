@@ -14,7 +14,6 @@ from labnet.addressing import load_balancer_pool
 from labnet.errors import Problems
 from labnet.model import (
     MAX_ENDPOINTS,
-    NODE_PORT_RANGE,
     EndpointSliceSpec,
     LabSpec,
     ServiceSpec,
@@ -54,9 +53,15 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
     taken_ports = {(p.node_port, p.protocol) for s in spec.services for p in s.ports if p.node_port}
     taken_ports |= {(s.health_check_node_port, "TCP") for s in spec.services}
     pool_first, pool_last = load_balancer_pool(net.underlay_cidr)
+
+    def in_range(node_port: int) -> bool:  # a kept port stays only while the range holds it
+        return net.node_port_range[0] <= node_port <= net.node_port_range[1]
+
     taken_lb = {int(ipaddress.IPv4Address(ip)) for ip in node_ips.values()}
     taken_lb |= {int(ipaddress.IPv4Address(s.load_balancer_ip)) for s in spec.services
                  if s.load_balancer_ip}
+    taken_lb |= {int(ipaddress.IPv4Address(ip)) for s in spec.services
+                 for ip, _mode in s.load_balancer_ingress}
     owners = {int(ipaddress.IPv4Address(ip)): ("the external host" if name == "external" else
                                                f"node {name}") for name, ip in node_ips.items()}
     slices: dict[tuple[str, str], list[EndpointSliceSpec]] = {}
@@ -82,10 +87,14 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
                 continue
             taken_ips.add(value)
             cluster_ip = str(ipaddress.IPv4Address(value))
-        if svc.load_balancer_ip and int(ipaddress.IPv4Address(svc.load_balancer_ip)) in owners:
-            owner = owners[int(ipaddress.IPv4Address(svc.load_balancer_ip))]
-            problems.add(svc.where, f"Service {svc.key}: loadBalancerIP {svc.load_balancer_ip} "
-                         f"is the underlay address of {owner}", "pick another, or leave it out")
+        claimed = [("loadBalancerIP", svc.load_balancer_ip)] if svc.load_balancer_ip else []
+        claimed += [("status.loadBalancer.ingress ip", ip) for ip, _ in svc.load_balancer_ingress]
+        clash = next(((field, ip) for field, ip in claimed
+                      if int(ipaddress.IPv4Address(ip)) in owners), None)
+        if clash:
+            owner = owners[int(ipaddress.IPv4Address(clash[1]))]
+            problems.add(svc.where, f"Service {svc.key}: {clash[0]} {clash[1]} is the underlay "
+                         f"address of {owner}", "pick another, or leave it out")
             continue
         selected = selected_pods(svc, pods)
         ports = []
@@ -94,12 +103,13 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
             node_port = port.node_port
             if not node_port and svc.type in ("NodePort", "LoadBalancer"):
                 kept = old_ports.get((port.name, port.protocol))
-                if kept and kept.node_port and (kept.node_port, port.protocol) not in taken_ports:
+                if (kept and in_range(kept.node_port)
+                        and (kept.node_port, port.protocol) not in taken_ports):
                     node_port = kept.node_port
                 else:
                     taken = {n for n, proto in taken_ports if proto == port.protocol}
                     node_port = _allocate(f"{svc.key}:{port.name}/{port.protocol}",
-                                          *NODE_PORT_RANGE, taken) or 0
+                                          *net.node_port_range, taken) or 0
                 taken_ports.add((node_port, port.protocol))
             endpoints = endpoints_of(spec, svc, port, selected,
                                      slices.get((svc.namespace, svc.name), []), budget)
@@ -113,12 +123,21 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
                                          endpoints))
         health = svc.health_check_node_port
         if not health and svc.type == "LoadBalancer" and svc.external_traffic_local:
-            health = (old.health_check_node_port if old and old.health_check_node_port else
-                      _allocate(f"{svc.key}:healthz", *NODE_PORT_RANGE,
+            health = (old.health_check_node_port if old and in_range(old.health_check_node_port)
+                      else
+                      _allocate(f"{svc.key}:healthz", *net.node_port_range,
                                 {n for n, proto in taken_ports if proto == "TCP"}) or 0)
             taken_ports.add((health, "TCP"))
         lb_ips: tuple[str, ...] = ()
-        if svc.type == "LoadBalancer":
+        proxy_ips: tuple[str, ...] = ()
+        if svc.type == "LoadBalancer" and svc.load_balancer_ingress:
+            # what a cloud controller (or MetalLB) wrote wins over the pool, as it does for
+            # kube-proxy; ipMode Proxy addresses are the load balancer's own business
+            lb_ips = tuple(dict.fromkeys(ip for ip, mode in svc.load_balancer_ingress
+                                         if mode == "VIP"))
+            proxy_ips = tuple(dict.fromkeys(ip for ip, mode in svc.load_balancer_ingress
+                                            if mode == "Proxy"))
+        elif svc.type == "LoadBalancer":
             if svc.load_balancer_ip:
                 lb_ips = (svc.load_balancer_ip,)
             else:
@@ -136,6 +155,7 @@ def plan_services(spec: LabSpec, pods: list, node_ips: dict[str, str],
         result.append(PlanService(
             namespace=svc.namespace, name=svc.name, type=svc.type, cluster_ip=cluster_ip,
             ports=tuple(ports), external_ips=svc.external_ips, load_balancer_ips=lb_ips,
+            load_balancer_proxy_ips=proxy_ips,
             load_balancer_source_ranges=svc.load_balancer_source_ranges,
             session_affinity_timeout=svc.session_affinity_timeout,
             external_traffic_local=svc.external_traffic_local,

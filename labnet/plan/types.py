@@ -11,7 +11,7 @@ import ipaddress
 import json
 from dataclasses import asdict, dataclass, field
 
-from labnet.model import Probe, Security
+from labnet.model import DEFAULT_DNS_PODS, Probe, Security
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ class PlanService:
     cluster_ip: str  # "None" for headless, "" for ExternalName
     ports: tuple[PlanServicePort, ...] = ()
     external_ips: tuple[str, ...] = ()
-    load_balancer_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress
+    load_balancer_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress, ipMode VIP
+    # ingress IPs with ipMode Proxy: shown, but neither captured by kube-proxy nor routed
+    load_balancer_proxy_ips: tuple[str, ...] = ()
     load_balancer_source_ranges: tuple[str, ...] = ()
     session_affinity_timeout: int = 0
     external_traffic_local: bool = False
@@ -122,6 +124,8 @@ class PlanNetwork:
     mtu: int
     dns_ttl: int
     dns_upstream: list[str] = field(default_factory=list)
+    dns_enabled: bool = True  # the built-in kube-dns Service and DNS pod are in the plan
+    dns_pods: str = DEFAULT_DNS_PODS  # pod A records: insecure, verified or disabled (CoreDNS)
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,13 @@ class PlanPod:
 
     @property
     def ports(self) -> list[PlanPort]:
+        """The ports the pod agent serves (containers without a command)."""
         return [p for c in self.containers if not c.argv for p in c.ports]
+
+    @property
+    def declared_ports(self) -> list[PlanPort]:
+        """Every containerPort the pod declares, a command's too (what kubectl shows)."""
+        return [p for c in self.containers for p in c.ports]
 
     @property
     def is_dns(self) -> bool:
@@ -220,8 +230,9 @@ class Plan:
                 PlanServicePort(**{**p, "endpoints": tuple(PlanEndpoint(**e)
                                                            for e in p["endpoints"])})
                 for p in s["ports"]),
-                **{k: tuple(s[k]) for k in ("external_ips", "load_balancer_ips",
-                                            "load_balancer_source_ranges")}})
+                **{k: tuple(s.get(k, ())) for k in ("external_ips", "load_balancer_ips",
+                                                    "load_balancer_proxy_ips",
+                                                    "load_balancer_source_ranges")}})
             for s in data.pop("services", []))
         return cls(nodes=nodes, network=network, hosts=hosts, pods=pods,
                    namespaces=tuple(data.pop("namespaces")), services=services, **data)

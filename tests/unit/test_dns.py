@@ -143,7 +143,8 @@ def test_other_namespace_and_search_list_misses(data):
     ("foo.cluster.local", "A", RCODE.NXDOMAIN, False),
     ("a.b.c.web.default.svc.cluster.local", "A", RCODE.NXDOMAIN, False),
     ("*.default.svc.cluster.local", "A", RCODE.NXDOMAIN, False),  # no wildcards
-    ("10-0-0-1.default.pod.cluster.local", "A", RCODE.NXDOMAIN, False),  # pods disabled
+    ("10-0-0-1.default.pod.cluster.local", "A", RCODE.NOERROR, True),  # pods insecure
+    ("10-0-0-1.nosuchns.pod.cluster.local", "A", RCODE.NXDOMAIN, False),
     ("dns-version.cluster.local", "TXT", RCODE.NOERROR, True),
     ("dns-version.cluster.local", "A", RCODE.NXDOMAIN, False),
     ("cluster.local", "SOA", RCODE.NOERROR, True),

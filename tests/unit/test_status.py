@@ -121,27 +121,51 @@ def test_healthy_is_every_part_ready(report):
 def test_format_status_renders_the_typed_report(report):
     assert click.unstyle(format_status(report)).splitlines() == [
         "lab t1: DEGRADED   pod agent: pid 4242, restarted 2x",
-        "NODE        UNDERLAY IP      POD CIDR          PODS  STATUS",
-        "node1       192.168.255.11   172.16.1.0/24     2     ok  foreign: link foo0"
+        "NODE    UNDERLAY IP      POD CIDR        PODS   STATUS",
+        "node1   192.168.255.11   172.16.1.0/24   2      ok  foreign: link foo0"
         "  (kube-proxy restarted 1x)",
-        "node2       192.168.255.12   172.16.2.0/24     1     missing: route 172.16.1.0/24 via"
+        "node2   192.168.255.12   172.16.2.0/24   1      missing: route 172.16.1.0/24 via"
         " flannel.1",
-        "node3       192.168.255.13   172.16.3.0/24     1     ok",
+        "node3   192.168.255.13   172.16.3.0/24   1      ok",
         "",
-        "NAMESPACE   POD                               IP             NODE      SERVING       STATUS",
-        "default     web                               172.16.1.2     node1     80/TCP,py     ok",
-        "default     worker                            172.16.1.3     node1     -             "
-        "missing: process loop",
-        "kube-system far                               172.16.3.2     node3     -             ok",
+        "NAMESPACE     POD      IP           NODE    PORTS    SERVING     STATUS",
+        "default       web      172.16.1.2   node1   80/TCP   80/TCP,py   ok",
+        "default       worker   172.16.1.3   node1   -        -           missing: process loop",
+        "kube-system   far      172.16.3.2   node3   -        -           ok",
         "",
-        "NAMESPACE   SERVICE               TYPE          CLUSTER-IP      EXTERNAL-IP      "
-        "PORT(S)           ENDPOINTS",
-        "default     web                   NodePort      172.19.0.20     <none>           "
-        "80:30080/TCP      172.16.1.2:80,172.16.1.3:80,172.16.1.4:80 + 2 more",
-        "default     ext                   ExternalName  <none>          <none>           "
-        "                  <none>",
+        "NAMESPACE   SERVICE   TYPE           CLUSTER-IP    EXTERNAL-IP   PORT(S)        "
+        "ENDPOINTS",
+        "default     web       NodePort       172.19.0.20   <none>        80:30080/TCP   "
+        "172.16.1.2:80,172.16.1.3:80,172.16.1.4:80 + 2 more",
+        "default     ext       ExternalName   <none>        <none>        <none>         <none>",
         "foreign netns with the lab's prefix: t1-stray",
     ]
+
+
+def test_long_cells_never_run_into_the_next_column():
+    """The bug the issue measured: `53/UDP,53/TCP,9153/TCPok` in the cluster DNS pod's row."""
+    plan = make_plan(load_default())
+    text = click.unstyle(format_status(build(plan, all_present(plan), None, None)))
+    header = next(x for x in text.splitlines() if x.startswith("NAMESPACE") and "POD" in x)
+    dns = next(x for x in text.splitlines() if x.startswith("kube-system"))
+    cells = dns.split()
+    assert "53/UDP,53/TCP,9153/TCP" in cells  # its own cell, whatever follows
+    assert dns.index("53/UDP") == header.index("PORTS")
+
+
+def test_a_command_pod_shows_the_ports_it_declares():
+    from pathlib import Path
+
+    from labnet.input.labfile import parse_lab_text
+    from tests.manifests import lab_text
+
+    pod = ("  - apiVersion: v1\n    kind: Pod\n    metadata: {name: cmd}\n    spec:\n"
+           "      containers: [{name: srv, command: [/bin/sleep, '60'],"
+           " ports: [{containerPort: 8080}, {containerPort: 5353, protocol: UDP}]}]\n")
+    plan = make_plan(parse_lab_text(lab_text(pod), "lab.yaml", Path(".")))
+    status = build(plan, all_present(plan), None, None).pod("cmd")
+    assert status.ports == ("8080/TCP", "5353/UDP")
+    assert not any("server" in m for m in status.missing)  # the agent does not serve them
 
 
 @pytest.mark.parametrize("supervisor, shown", [
