@@ -287,35 +287,39 @@ def scale(lab_name: str | None, namespace: str, replicas: int, what: tuple[str, 
 @main.command()
 @lab_option
 @click.option("-n", "--namespace", default="default", show_default=True)
-@click.option("-A", "--all-namespaces", "all_namespaces", is_flag=True)
-@click.option("-o", "--output", type=click.Choice(["text", "wide", "json", "yaml"]),
-              default="text")
-@click.argument("resource", type=click.Choice(
-    ["pods", "pod", "po", "services", "service", "svc", "endpoints", "ep", "nodes", "node"]))
-def get(lab_name: str | None, namespace: str, all_namespaces: bool, output: str,
-        resource: str) -> None:
-    """List pods, services, endpoints or nodes, in kubectl's columns."""
-    from labnet.get import table
+@click.option("-A", "--all-namespaces", "all_namespaces", is_flag=True,
+              help="Every namespace (adds a NAMESPACE column).")
+@click.option("-l", "--selector", help="Label selector: a=b, a!=b, a in (x,y), a notin (x), "
+              "a, !a; comma-separated terms must all hold.")
+@click.option("--field-selector", "field_selector",
+              help="metadata.name=X, metadata.namespace!=Y, ... (=, ==, !=).")
+@click.option("-o", "--output", help="wide, json, yaml, name, jsonpath=TEMPLATE, "
+              "jsonpath-as-json=TEMPLATE or custom-columns=NAME:.path,...")
+@click.option("--show-labels", is_flag=True, help="A LABELS column (tables).")
+@click.option("--no-headers", is_flag=True, help="No header row (tables, custom-columns).")
+@click.option("--ignore-not-found", is_flag=True, help="A missing NAME is not an error.")
+@click.argument("args", nargs=-1, required=True, metavar="RESOURCE[,RESOURCE] [NAME...]")
+def get(lab_name: str | None, namespace: str, all_namespaces: bool, selector: str | None,
+        field_selector: str | None, output: str | None, show_labels: bool, no_headers: bool,
+        ignore_not_found: bool, args: tuple[str, ...]) -> None:
+    """Show objects as `kubectl get` does: pods (po), services (svc), endpoints (ep),
+    endpointslices, namespaces (ns), nodes (no); one by NAME, or TYPE/NAME."""
+    from labnet.kubectl import GetRequest, KubectlError
+    from labnet.kubectl.command import check_request
 
+    request = GetRequest(args, namespace, all_namespaces, selector, field_selector,
+                         output[1:] if output and output.startswith("=") else output,
+                         show_labels, no_headers, ignore_not_found)
+    try:
+        check_request(request)  # kubectl's usage errors, before the lab is read
+    except KubectlError as error:
+        click.echo(str(error), err=True)
+        sys.exit(error.exit_code)
     require_root()
-    data = labmod.status(pick_lab(lab_name))
-    rows, columns, wide = table(data, resource, None if all_namespaces else namespace)
-    if output in ("json", "yaml"):
-        import yaml
-
-        items = {"kind": "List", "items": rows}
-        text = (json.dumps(items, indent=2, sort_keys=True) + "\n" if output == "json" else
-                yaml.safe_dump(items, sort_keys=True))
-        click.echo(text, nl=False)
-        return
-    shown = columns + (wide if output == "wide" else [])
-    if all_namespaces and "NAMESPACE" not in shown and resource not in ("nodes", "node"):
-        shown = ["NAMESPACE", *shown]
-    widths = [max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) + 3 for c in shown]
-    click.echo("".join(c.ljust(w) for c, w in zip(shown, widths, strict=True)).rstrip())
-    for r in rows:
-        click.echo("".join(str(r.get(c, "")).ljust(w)
-                           for c, w in zip(shown, widths, strict=True)).rstrip())
+    result = running(lab_name).kubernetes().get(request)
+    click.echo(result.stdout, nl=False)
+    click.echo(result.stderr, nl=False, err=True)
+    sys.exit(result.exit_code)
 
 
 @main.command()

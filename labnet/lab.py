@@ -355,6 +355,19 @@ class Lab:
         plan = self.plan()
         return zone_file(cluster_data(plan, int(plan.network.dns_ttl)))
 
+    def kubernetes(self):
+        """The running lab as the Kubernetes API would serve it (a labnet.kubectl.Cluster):
+        its Pods, Services, Endpoints, EndpointSlices, Nodes and Namespaces as object dicts
+        (`.list("pods")`), and `kubectl get` over them (`.get(GetRequest(...))`, what
+        `labnet get` prints). Needs root: readiness comes from the status report."""
+        from labnet.kubectl import Cluster
+        from labnet.kubectl.host import host_node_info, lab_created
+
+        plan = self.running_plan()
+        desired = Desired.load(self.state)
+        return Cluster(plan, self.status(), desired.objects if desired else [],
+                       lab_created(self.state), host_node_info())
+
     def trace(self, pod: str, target: str, namespace: str = "default", icmp: bool = False):
         """One real request (or ping) from a pod to a target, explained hop by hop."""
         from labnet import trace as tracing

@@ -146,14 +146,16 @@ def test_a_rejected_change_leaves_the_lab_as_it_was(labnet_lab, tmp_path):
 def test_get_lists_in_kubectl_columns(labnet_lab):
     lab = labnet_lab()
     pods = labnet_cli("get", "--lab", lab.name, "pods").stdout.splitlines()
-    assert pods[0].split() == ["NAME", "READY", "STATUS", "IP", "NODE"]
+    assert pods[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert len(pods) == 1 + 3 and all("Running" in line for line in pods[1:])
     services = labnet_cli("get", "--lab", lab.name, "svc", "-A").stdout
     assert "kube-dns" in services and "80:30080/TCP" in services
     import json
     items = json.loads(labnet_cli("get", "--lab", lab.name, "endpoints", "-o", "json").stdout)
-    eps = {i["NAME"]: i["ALL"] for i in items["items"]}
-    assert set(eps["my-nginx"].split(",")) == {f"{ip}:80" for ip in nginx(lab).values()}
+    eps = {i["metadata"]["name"]: {f"{a['ip']}:{p['port']}" for s in i.get("subsets", [])
+                                   for a in s.get("addresses", []) for p in s["ports"]}
+           for i in items["items"]}
+    assert eps["my-nginx"] == {f"{ip}:80" for ip in nginx(lab).values()}
     assert Lab.attach(lab.name).running_plan().lab == lab.name
 
 
@@ -183,8 +185,9 @@ READY_LAB = lab_text("""\
 
 def endpoints(lab) -> set[str]:
     import json
-    items = json.loads(labnet_cli("get", "--lab", lab.name, "ep", "-o", "json").stdout)
-    return {i["ALL"] for i in items["items"] if i["NAME"] == "mix"}.pop().split(",")
+    mix = json.loads(labnet_cli("get", "--lab", lab.name, "ep", "mix", "-o", "json").stdout)
+    return [f"{a['ip']}:{p['port']}" for s in mix.get("subsets", [])
+            for a in s.get("addresses", []) for p in s["ports"]]
 
 
 def test_readiness_decides_who_is_an_endpoint(labnet_lab):
