@@ -15,6 +15,7 @@ from labnet import __version__, interrupt
 from labnet import lab as labmod
 from labnet.errors import LabnetError
 from labnet.lab import Lab, pick_lab, require_root
+from labnet.model import PROXY_MODES
 from labnet.status import StatusReport
 
 
@@ -425,9 +426,14 @@ def format_status(report: StatusReport) -> str:
 @click.option("--sync-only", is_flag=True,
               help="Only what kube-proxy writes on a sync: no jumps from the built-in chains.")
 @click.option("--dns", "dns_zone", is_flag=True, help="Print the cluster DNS zone instead.")
-def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: bool) -> None:
-    """Print a node's kube-proxy rules (iptables-restore text) for FILE, or with --dns the lab's
-    DNS zone. No root needed."""
+@click.option("--proxy-mode", type=click.Choice(PROXY_MODES),
+              help="kube-proxy's mode (default: the lab file's proxyMode).")
+def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: bool,
+           proxy_mode: str | None) -> None:
+    """Print a node's kube-proxy rules for FILE (iptables-restore text, or in nftables mode
+    what `nft -f` loads), or with --dns the lab's DNS zone. No root needed."""
+    from labnet.kubeproxy.modes import backend_for
+
     lab = Lab.load(file)
     if dns_zone:
         click.echo(lab.zone_text(), nl=False)
@@ -437,8 +443,10 @@ def render(file: str | None, node_name: str | None, sync_only: bool, dns_zone: b
     node = node_name or names[0]
     if node not in names:
         raise LabnetError(f"no node {node!r} in lab {plan.lab}: nodes are {', '.join(names)}")
-    click.echo(f"# kube-proxy rules of node {node} in lab {plan.lab} (rendered by labnet)")
-    click.echo(lab.proxy.node_text(plan, node, sync_only), nl=False)
+    backend = backend_for(proxy_mode or plan.network.proxy_mode)
+    click.echo(f"# kube-proxy rules of node {node} in lab {plan.lab} ({backend.mode} mode, "
+               "rendered by labnet)")
+    click.echo(backend.node_text(plan, node, sync_only), nl=False)
 
 
 @main.command()

@@ -314,8 +314,13 @@ class Lab:
 
     @property
     def proxy(self) -> ProxyBackend:
-        """The lab's kube-proxy backend (its --proxy-mode)."""
-        return backend_for("iptables")
+        """The lab's kube-proxy backend (its --proxy-mode): the running plan's, else the lab
+        file's."""
+        plan = self.state.read_plan() if self.state.exists() else None
+        if plan is not None:
+            return backend_for(plan.network.proxy_mode)
+        return backend_for(self.spec.network.proxy_mode if self.spec is not None
+                           else "iptables")
 
     def installed_rules(self, node: str, table: str = "all") -> str:
         """What node NODE's kernel holds, as the proxy mode's own tool prints it."""

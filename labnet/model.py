@@ -21,6 +21,8 @@ DEFAULT_DNS_TTL = 5  # CoreDNS kubernetes plugin's defaultTTL: the one default, 
 # CoreDNS kubernetes plugin `pods` option: kubeadm's Corefile says `pods insecure`
 DNS_POD_MODES = ("insecure", "verified", "disabled")
 DEFAULT_DNS_PODS = "insecure"
+PROXY_MODES = ("iptables", "nftables")  # kube-proxy's --proxy-mode values labnet has
+DEFAULT_PROXY_MODE = "iptables"
 
 # labnet's caps on one lab: bigger would exhaust the machine before it told the user why
 MAX_NODES = 100
@@ -68,6 +70,7 @@ class NetworkSpec:
     dns_enabled: bool = True  # False: no built-in kube-dns Service, DNS pod or DNS server
     dns_pods: str = DEFAULT_DNS_PODS  # pod A records: insecure, verified or disabled
     node_port_range: tuple[int, int] = NODE_PORT_RANGE  # kube-apiserver --service-node-port-range
+    proxy_mode: str = DEFAULT_PROXY_MODE  # kube-proxy --proxy-mode: iptables or nftables
 
     @property
     def pod_mtu(self) -> int:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything labnet needs on a fresh Debian/Ubuntu machine, as root:
-# system packages (iproute2, iptables, curl, ping, tcpdump, conntrack, dig) and a virtualenv
-# at .venv with labnet and its test tools. Safe to run again: it only installs what is missing.
+# system packages (iproute2, iptables, nftables, curl, ping, tcpdump, conntrack, dig) and a
+# virtualenv at .venv with labnet and its test tools. Safe to run again: it only installs what
+# is missing.
 # --bench also installs what the benchmarks compare with (dnsperf, dnsmasq).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(iproute2 iptables iputils-ping curl tcpdump conntrack bind9-dnsutils procps
-          util-linux graphviz)
+packages=(iproute2 iptables nftables iputils-ping curl tcpdump conntrack bind9-dnsutils procps
+          util-linux graphviz)  # nftables: the nft CLI of proxyMode: nftables
 if [ "${1:-}" = "--bench" ]; then  # what bench/ compares labnet with
   packages+=(dnsperf dnsmasq-base)
 fi

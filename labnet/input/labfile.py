@@ -51,6 +51,7 @@ from labnet.model import (
     MAX_PLAN_POD_BYTES,
     MAX_PODS,
     MAX_SERVICES,
+    PROXY_MODES,
     ContainerPort,
     ContainerSpec,
     DeploymentSpec,
@@ -66,7 +67,8 @@ from labnet.model import (
 )
 from labnet.names import lab_name_problem
 
-LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns", "hosts"}
+LAB_FIELDS = {"name", "network", "nodes", "manifests", "manifestFiles", "dns", "hosts",
+              "proxyMode"}
 HOST_FIELDS = {"name", "nodes", "interface", "address"}
 DNS_FIELDS = {"enabled", "pods", "ttl", "upstream"}
 BUILTIN_DNS = "<built-in cluster DNS>"
@@ -223,6 +225,7 @@ def parse_lab(doc: Located, objects: list, source: str, problems: Problems | Non
     name = name or "lab"
     network = parse_network_section(get_map(doc, "network", "the lab", problems), problems)
     network = parse_dns_section(get_map(doc, "dns", "the lab", problems), network, problems)
+    network = parse_proxy_mode(doc, network, problems)
     nodes = parse_nodes(doc, network, problems)
     hosts = parse_hosts(doc, nodes, problems)
     workloads = Workloads(node_port_range=network.node_port_range)
@@ -299,6 +302,17 @@ def parse_hosts(doc: Located, nodes: list[NodeSpec], problems: Problems) -> list
             problems.add(doc.where("hosts"), f"node {node} is on no host",
                          "list every node under one of the hosts")
     return hosts
+
+
+def parse_proxy_mode(doc: Located, network: NetworkSpec, problems: Problems) -> NetworkSpec:
+    """`proxyMode:` kube-proxy's --proxy-mode for every node of the lab (default iptables)."""
+    mode = get_str(doc, "proxyMode", "the lab", problems, default=network.proxy_mode)
+    if mode not in PROXY_MODES:
+        problems.add(doc.where("proxyMode"), f"proxyMode {shown(mode)} is not one of "
+                     f"{', '.join(PROXY_MODES)}", "kube-proxy's --proxy-mode: iptables (the "
+                     "default) or nftables")
+        return network
+    return replace(network, proxy_mode=mode)
 
 
 def parse_dns_section(dns: Located, network: NetworkSpec, problems: Problems) -> NetworkSpec:

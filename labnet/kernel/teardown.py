@@ -152,24 +152,26 @@ class TeardownIncomplete(LabnetError):
 def remove_netns(names: list[str]) -> Removal:
     """Stop every process inside these namespaces, then remove them and their /etc/netns
     files. Namespaces are found through mountinfo too, so one whose name a half-finished
-    removal already unlinked, or another tool's self-bind of /run/netns covered, is found."""
+    removal already unlinked, or another tool's self-bind of /run/netns covered, is found.
+
+    The /etc/netns files go first: a removal killed half-way then leaves a namespace, which
+    still carries the lab's mark for a later `down` to find, never an /etc/netns directory
+    whose namespace is gone (nothing would name it any more)."""
     result = Removal()
     names = [n for n in names if _plain(n, result)]
-    inodes = nsfs.inodes_of(names)
-    if inodes:
-        kill_processes(nsfs.pids_in(inodes))
-    removed, failed = nsfs.delete_many(names)
-    result.removed = removed
-    result.failed.update({name: _reason(exc) for name, exc in failed.items()})
     for name in names:
-        if name in result.failed:
-            continue  # its resolv.conf stays with it, for a later `down` to find both
         try:
             shutil.rmtree(etc_netns_dir(name))
         except FileNotFoundError:
             pass
         except OSError as exc:
             result.failed[name] = f"/etc/netns/{name}: {_reason(exc)}"
+    inodes = nsfs.inodes_of(names)
+    if inodes:
+        kill_processes(nsfs.pids_in(inodes))
+    removed, failed = nsfs.delete_many(names)
+    result.removed = removed
+    result.failed.update({name: _reason(exc) for name, exc in failed.items()})
     with contextlib.suppress(OSError):
         os.rmdir(ETC_NETNS)  # only when empty: other tools may keep files there
     return result

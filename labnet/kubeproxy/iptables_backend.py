@@ -45,6 +45,9 @@ class IptablesWorker:
 class IptablesBackend(ProxyBackend):
     mode = "iptables"
 
+    def new_cache(self) -> RenderCache:
+        return RenderCache()
+
     def render(self, plan: Plan, cache: RenderCache | None = None) -> dict[str, Ruleset]:
         return all_node_rulesets(plan, cache)
 

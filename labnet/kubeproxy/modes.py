@@ -1,7 +1,8 @@
 """kube-proxy's modes (--proxy-mode) labnet has, each a ProxyBackend (labnet.kubeproxy.backend).
 
 A backend module is imported only when a lab uses it: the iptables one loads the kernel-facing
-python-iptables workers, which the pure parts of labnet never need.
+python-iptables workers, which the pure parts of labnet never need. The lab file's
+`proxyMode` (labnet.model.PROXY_MODES) names one of these.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ def _iptables() -> ProxyBackend:
     return IptablesBackend()
 
 
-BACKENDS: dict[str, Callable[[], ProxyBackend]] = {"iptables": _iptables}
+def _nftables() -> ProxyBackend:
+    from labnet.kubeproxy.nftables_backend import NftablesBackend
+
+    return NftablesBackend()
+
+
+BACKENDS: dict[str, Callable[[], ProxyBackend]] = {"iptables": _iptables, "nftables": _nftables}
 DEFAULT_MODE = "iptables"
 
 

@@ -128,7 +128,7 @@ def make_plan(spec: LabSpec, previous: Plan | None = None) -> Plan:
         cluster_dns=str(net.cluster_dns), cluster_domain=net.cluster_domain,
         vxlan_vni=net.vxlan_vni, vxlan_port=net.vxlan_port, mtu=net.mtu,
         dns_ttl=net.dns_ttl, dns_upstream=list(net.dns_upstream),
-        dns_enabled=net.dns_enabled, dns_pods=net.dns_pods,
+        dns_enabled=net.dns_enabled, dns_pods=net.dns_pods, proxy_mode=net.proxy_mode,
     )
     return Plan(
         lab=spec.name, network=network, underlay_netns=netns_name(spec.name, "underlay"),

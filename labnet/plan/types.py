@@ -11,7 +11,7 @@ import ipaddress
 import json
 from dataclasses import asdict, dataclass, field
 
-from labnet.model import DEFAULT_DNS_PODS, Probe, Security
+from labnet.model import DEFAULT_DNS_PODS, DEFAULT_PROXY_MODE, Probe, Security
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ class PlanNetwork:
     dns_upstream: list[str] = field(default_factory=list)
     dns_enabled: bool = True  # the built-in kube-dns Service and DNS pod are in the plan
     dns_pods: str = DEFAULT_DNS_PODS  # pod A records: insecure, verified or disabled (CoreDNS)
+    proxy_mode: str = DEFAULT_PROXY_MODE  # kube-proxy --proxy-mode (older plans: iptables)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 
 from labnet.kernel import nsfs
 from labnet.kubeproxy import chains
+from labnet.model import PROXY_MODES
 from tests.integration.conftest import (
     answered_by,
     kernel_rules,
@@ -39,9 +40,19 @@ SERVICES_LAB = lab_text(
 )
 
 
-@pytest.fixture(scope="module")
-def svc_lab(labnet_module_lab):
-    return labnet_module_lab(text=SERVICES_LAB)
+def in_mode(text: str, mode: str) -> str:
+    """The lab file with kube-proxy in `mode` (iptables: the file as it is, the default)."""
+    if mode == "iptables":
+        return text
+    return text.replace("\nnodes: 2\n", f"\nnodes: 2\nproxyMode: {mode}\n", 1)
+
+
+@pytest.fixture(scope="module", params=PROXY_MODES)
+def svc_lab(request, labnet_module_lab):
+    """The Service behaviour tests run in every kube-proxy mode, one lab each."""
+    lab = labnet_module_lab(text=in_mode(SERVICES_LAB, request.param))
+    assert lab.running_plan().network.proxy_mode == request.param
+    return lab
 
 
 def curl(lab, target: str, url: str, timeout: int = 3):
@@ -146,6 +157,8 @@ def test_external_ip_from_the_external_host(svc_lab):
 
 
 def test_rules_read_back_from_the_kernel(svc_lab):
+    if svc_lab.running_plan().network.proxy_mode != "iptables":
+        pytest.skip("iptables-save text: nftables mode's listing is in test_nftables.py")
     result = labnet_cli("rules", "--lab", svc_lab.name, "node1")
     assert result.returncode == 0, result.stderr
     text = result.stdout
