@@ -213,8 +213,10 @@ class Agent:
         # a command dies with this agent (the next one ends whatever of its group is left,
         # and starts it again): never two copies of a pod's program
         sec = cmd.security
+        # it starts in "/", as a container whose image names no WORKDIR does: never in the
+        # agent's directory, which its private /tmp may hide and which is not the pod's
         argv = nsexec.command(cmd.netns, list(cmd.argv), etc, sec.uid, sec.gid, sec.caps,
-                              sec.privileged, private_tmp=True, die_with_parent=True)
+                              sec.privileged, private_tmp=True, die_with_parent=True, cwd="/")
         try:
             if cmd.output is None:
                 cmd.output = CappedLog(cmd.log)

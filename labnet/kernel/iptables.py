@@ -17,19 +17,13 @@ always built the slow way.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import multiprocessing
-import os
-import signal
 import socket
 import struct
-import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from labnet.errors import KernelError
-from labnet.kernel import nsfs
+from labnet.kernel import workers
 from labnet.model import SYNC_TIMEOUT
 from labnet.producers import KUBE_PROXY, RuleProducer
 
@@ -335,104 +329,46 @@ def _load_iptc():
     return _IPTC
 
 
+class IptcHandler:
+    """The worker's side: python-iptables and its entry templates, kept between syncs."""
+
+    def __init__(self, netns: str) -> None:
+        self.netns = netns
+        self.iptc = _load_iptc()
+        self.factory = EntryFactory(self.iptc)
+
+    def apply(self, plans: list[TablePlan]) -> dict:
+        iptc = self.iptc
+        # python-iptables caches tables (and their libiptc handles) by name: drop them, so
+        # every sync reads the kernel's tables afresh
+        iptc.Table._cache.clear()
+        iptc.Chain._cache.clear()
+        result = SyncResult(self.netns)
+        for plan in plans:
+            _apply_table(iptc, self.factory, plan, result)
+        result.templates = sum(1 for t in self.factory.templates.values() if t)
+        result.slow_rules = self.factory.slow
+        return result.__dict__
+
+    def idle_wait(self) -> float | None:
+        return None
+
+    def idle(self) -> None:
+        pass
+
+
 def _worker_main(netns: str, conn: Connection) -> None:
-    """The worker process: enter the node's netns for good, then apply table plans as they
-    come, until the pipe closes. Never returns."""
-    status = 1
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)  # not the agent's handlers (asyncio wakeup fd)
-        signal.set_wakeup_fd(-1)
-        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
-            comm.write("kube-proxy")  # what `ps -e` and `top` call this process
-        nsfs.enter_netns_for_good(netns)  # never the root netns: it refuses that
-        iptc = _load_iptc()
-        factory = EntryFactory(iptc)
-        while True:
-            try:
-                plans = conn.recv()
-            except (EOFError, OSError):
-                status = 0
-                break
-            try:
-                # python-iptables caches tables (and their libiptc handles) by name: drop
-                # them, so every sync reads the kernel's tables afresh
-                iptc.Table._cache.clear()
-                iptc.Chain._cache.clear()
-                result = SyncResult(netns)
-                for plan in plans:
-                    _apply_table(iptc, factory, plan, result)
-                result.templates = sum(1 for t in factory.templates.values() if t)
-                result.slow_rules = factory.slow
-                conn.send({"ok": True, **result.__dict__})
-            except Exception as exc:  # report it; the next sync may still succeed
-                message = f"{type(exc).__name__}: {exc}"
-                if not isinstance(exc, (OSError, ValueError)):
-                    message += "\n" + traceback.format_exc(limit=4)
-                conn.send({"ok": False, "error": message})
-    except BaseException as exc:  # never raise in a fork
-        with contextlib.suppress(Exception):
-            conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
-    finally:
-        os._exit(status)
-
-
-def _worker_context():
-    """Workers come from multiprocessing's fork server: a clean single-threaded process that
-    forks them, never the agent, which has threads (a child forked from a threaded process can
-    deadlock on a lock another thread held). It preloads python-iptables once."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["labnet.kernel.iptables", "iptc"])
-    return _CONTEXT
-
-
-_CONTEXT = None
+    workers.serve(netns, conn, lambda: IptcHandler(netns))
 
 
 def prepare_workers() -> None:
-    """Start the fork server (and its python-iptables import) now, so that it overlaps with
-    whatever the caller does before the first sync."""
-    from multiprocessing import forkserver
-
-    _worker_context()
-    forkserver.ensure_running()
+    workers.prepare_workers()
 
 
-class NodeWorker:
-    """labnet's kube-proxy for one node: a process in the node's netns that keeps
-    python-iptables and its entry templates between syncs, so a resync costs only the chains
-    that changed, a read of the table and one commit."""
+class NodeWorker(workers.NodeWorker):
+    """labnet's kube-proxy (iptables mode) for one node: a process in the node's netns that
+    keeps python-iptables and its entry templates between syncs, so a resync costs only the
+    chains that changed, a read of the table and one commit."""
 
     def __init__(self, netns: str) -> None:
-        context = _worker_context()
-        self.netns = netns
-        parent, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(netns, child), daemon=False,
-                                       name="kube-proxy")
-        self.process.start()
-        child.close()
-        self.pid = self.process.pid
-        self.conn = parent
-
-    def alive(self) -> bool:
-        return self.process.is_alive()
-
-    def send(self, plans: list[TablePlan]) -> None:
-        self.conn.send(plans)
-
-    def receive(self, timeout: float = SYNC_TIMEOUT) -> dict:
-        if not self.conn.poll(timeout):
-            raise KernelError(f"netns {self.netns}: the iptables worker did not answer")
-        try:
-            return self.conn.recv()
-        except (EOFError, OSError):
-            raise KernelError(f"netns {self.netns}: the iptables worker died") from None
-
-    def stop(self) -> None:
-        self.conn.close()
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
+        super().__init__(netns, _worker_main, "iptables", SYNC_TIMEOUT)

@@ -1,9 +1,9 @@
 """Install a node's kube-proxy nftables ruleset the way kube-proxy's knftables does: each
 transaction is written to `nft -f -`, run inside the node's netns (atomic: all of it or none).
 
-Each node is synced by a worker process that enters the node's netns for good (the same
-fork-server pattern as labnet.kernel.iptables.NodeWorker) and runs `nft` there, so a
-transaction can only land in that namespace. The worker also owns kube-proxy's delayed
+Each node is synced by a worker process (labnet.kernel.workers, as in iptables mode) that
+enters the node's netns for good and runs `nft` there, so a transaction can only land in that
+namespace. The worker also owns kube-proxy's delayed
 deletion of stale service chains: a partial sync flushes a chain that is no longer used, and
 the chain itself is deleted in a transaction of its own more than a second later (kernels
 before 6.2 refuse to delete a chain a just-deleted map element released); a later transaction
@@ -13,18 +13,13 @@ that makes the chain again takes it off that list.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
 import re
-import signal
 import subprocess
 import time
-import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from labnet.errors import KernelError
-from labnet.kernel import nsfs
+from labnet.kernel import nsfs, workers
 from labnet.model import SYNC_TIMEOUT
 
 NFT = "nft"
@@ -97,115 +92,52 @@ def _delete_stale(pending: dict[str, float], now: float) -> list[str]:
     return deleted
 
 
+class NftHandler:
+    """The worker's side: transactions by `nft -f -`, and the stale chains waiting to go."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, float] = {}  # stale chain -> when it was flushed
+
+    def apply(self, jobs: list[NftJob]) -> dict:
+        deleted: list[str] = []
+        rules = rewritten = 0
+        for job in jobs:
+            if job.full:
+                self.pending.clear()
+            for chain in ADD_CHAIN.findall(job.text):
+                self.pending.pop(chain, None)
+            if job.text:
+                run_nft(job.text)
+            now = time.monotonic()
+            for chain in job.stale:
+                self.pending.setdefault(chain, now)
+            rules += job.rules
+            rewritten += job.rewritten
+            deleted += job.stale
+        return {"rewritten": rewritten, "rules": rules, "deleted": deleted,
+                "pending": len(self.pending)}
+
+    def idle_wait(self) -> float | None:
+        if not self.pending:
+            return None
+        return max(0.0, min(self.pending.values()) + STALE_DELAY - time.monotonic())
+
+    def idle(self) -> None:
+        _delete_stale(self.pending, time.monotonic())
+
+
 def _worker_main(netns: str, conn: Connection) -> None:
-    """The worker process: enter the node's netns for good, then run transactions as they
-    come, until the pipe closes. Never returns."""
-    status = 1
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)  # not the agent's handlers (asyncio wakeup fd)
-        signal.set_wakeup_fd(-1)
-        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
-            comm.write("kube-proxy")
-        nsfs.enter_netns_for_good(netns)  # never the root netns: it refuses that
-        pending: dict[str, float] = {}  # stale chain -> when it was flushed
-        while True:
-            wait = None
-            if pending:
-                wait = max(0.0, min(pending.values()) + STALE_DELAY - time.monotonic())
-            try:
-                if not conn.poll(wait):
-                    _delete_stale(pending, time.monotonic())
-                    continue
-                jobs = conn.recv()
-            except (EOFError, OSError):
-                status = 0
-                break
-            try:
-                deleted: list[str] = []
-                rules = rewritten = 0
-                for job in jobs:
-                    if job.full:
-                        pending.clear()
-                    for chain in ADD_CHAIN.findall(job.text):
-                        pending.pop(chain, None)
-                    if job.text:
-                        run_nft(job.text)
-                    now = time.monotonic()
-                    for chain in job.stale:
-                        pending.setdefault(chain, now)
-                    rules += job.rules
-                    rewritten += job.rewritten
-                    deleted += job.stale
-                conn.send({"ok": True, "rewritten": rewritten, "rules": rules,
-                           "deleted": deleted, "pending": len(pending)})
-            except Exception as exc:  # report it; the next (full) sync may still succeed
-                message = f"{type(exc).__name__}: {exc}"
-                if not isinstance(exc, (OSError, ValueError, subprocess.SubprocessError)):
-                    message += "\n" + traceback.format_exc(limit=4)
-                conn.send({"ok": False, "error": message})
-    except BaseException as exc:  # never raise in a fork
-        with contextlib.suppress(Exception):
-            conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
-    finally:
-        os._exit(status)
-
-
-_CONTEXT = None
-
-
-def _worker_context():
-    """Workers come from multiprocessing's fork server (never forked from the agent, which
-    has threads), the same one labnet.kernel.iptables uses; whichever mode starts it, it
-    preloads both modes' modules (never the caller's __main__, multiprocessing's default):
-    nftables mode starts iptables workers too, to clean iptables mode's rules up."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["labnet.kernel.iptables", "labnet.kernel.nftables",
-                                         "iptc"])
-    return _CONTEXT
+    workers.serve(netns, conn, NftHandler,
+                  expected=(OSError, ValueError, subprocess.SubprocessError))
 
 
 def prepare_workers() -> None:
-    from multiprocessing import forkserver
-
-    _worker_context()
-    forkserver.ensure_running()
+    workers.prepare_workers()
 
 
-class NodeWorker:
+class NodeWorker(workers.NodeWorker):
     """labnet's kube-proxy (nftables mode) for one node: a process in the node's netns that
     applies transactions with `nft -f -` and deletes stale chains when they are due."""
 
     def __init__(self, netns: str) -> None:
-        context = _worker_context()
-        self.netns = netns
-        parent, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(netns, child), daemon=False,
-                                       name="kube-proxy")
-        self.process.start()
-        child.close()
-        self.pid = self.process.pid
-        self.conn = parent
-
-    def alive(self) -> bool:
-        return self.process.is_alive()
-
-    def send(self, jobs: list[NftJob]) -> None:
-        self.conn.send(jobs)
-
-    def receive(self, timeout: float = max(SYNC_TIMEOUT, NFT_TIMEOUT)) -> dict:
-        if not self.conn.poll(timeout):
-            raise KernelError(f"netns {self.netns}: the nftables worker did not answer")
-        try:
-            return self.conn.recv()
-        except (EOFError, OSError):
-            raise KernelError(f"netns {self.netns}: the nftables worker died") from None
-
-    def stop(self) -> None:
-        self.conn.close()
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
+        super().__init__(netns, _worker_main, "nftables", max(SYNC_TIMEOUT, NFT_TIMEOUT))

@@ -105,9 +105,10 @@ def drop_privileges(uid: int | None, gid: int | None, caps: list[str],
 
 def command(netns: str, argv: list[str], etc_dir: str | None = None, uid: int | None = None,
             gid: int | None = None, caps: tuple[str, ...] = (), privileged: bool = True,
-            private_tmp: bool = False, die_with_parent: bool = False) -> list[str]:
+            private_tmp: bool = False, die_with_parent: bool = False,
+            cwd: str | None = None) -> list[str]:
     """The argv that runs `argv` in `netns` through this module (with subprocess, no
-    preexec_fn)."""
+    preexec_fn); `cwd`: the directory it starts in (else the caller's, as `ip netns exec`)."""
     line = [sys.executable, "-m", "labnet.kernel.nsexec"]
     if etc_dir:
         line += ["--etc", etc_dir]
@@ -123,8 +124,9 @@ def command(netns: str, argv: list[str], etc_dir: str | None = None, uid: int | 
         line.append("--private-tmp")
     if die_with_parent:
         line += ["--die-with", str(os.getpid())]
+    if cwd:
+        line += ["--cwd", cwd]
     return [*line, netns, "--", *argv]
-
 
 
 def run(netns: str, argv: Sequence[str], timeout: float | None = 30,
@@ -133,6 +135,7 @@ def run(netns: str, argv: Sequence[str], timeout: float | None = 30,
     this module's own entry point, not a preexec_fn: callers may have threads."""
     return subprocess.run(command(netns, list(argv), etc_dir), capture_output=True,
                           text=True, timeout=timeout)
+
 
 def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="labnet-nsexec")
@@ -144,6 +147,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--private-tmp", action="store_true")
     parser.add_argument("--die-with", type=int, metavar="PID",
                         help="end (SIGKILL) when this parent process dies")
+    parser.add_argument("--cwd", help="start in this directory (after the mounts)")
     parser.add_argument("netns")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     opts = parser.parse_args(args)
@@ -153,6 +157,8 @@ def main(args: list[str] | None = None) -> None:
     try:
         nsfs.enter_for_exec(opts.netns, opts.etc, private_tmp=opts.private_tmp)
         drop_privileges(opts.user, opts.group, opts.cap, opts.privileged)
+        if opts.cwd:
+            os.chdir(opts.cwd)
         if opts.die_with is not None:
             # after the credentials change, which clears it; kept across exec
             if _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0) != 0:

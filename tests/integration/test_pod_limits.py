@@ -101,8 +101,11 @@ def test_pods_hold_against_their_neighbours(labnet_lab):
     assert admin.read_text().split()[0] == "0"
     assert int(admin.read_text().split()[2], 16) & (1 << 21)  # CAP_SYS_ADMIN
     # an unprivileged program may serve the port below 1024 its pod declares
-    answer = lab.exec("client", ["curl", "-s", "-m", "3", f"http://{lab.pod('binder').ip}/"])
-    assert answer.returncode == 0 and "Directory listing" in answer.stdout
+    def binder_answers() -> bool:  # the program may still be starting
+        answer = lab.exec("client", ["curl", "-s", "-m", "3", f"http://{lab.pod('binder').ip}/"])
+        return answer.returncode == 0 and "Directory listing for /<" in answer.stdout
+
+    assert wait_for(binder_answers, 10)
     # 1,000 half-open connections to one pod: a new client is answered at once, the server
     # keeps a bounded number of them (the oldest go), and half a request is dropped in time
     web = lab.pod("web")
