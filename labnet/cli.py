@@ -387,7 +387,8 @@ def format_status(report: StatusReport) -> str:
     else:
         shown = {"restarting": "RESTARTING (its supervisor is starting it again)"}.get(
             agent.state, "NOT RUNNING (`labnet up` starts it)")
-    lines = [f"lab {report.lab}: {health}   pod agent: {shown}"]
+    lines = [f"lab {report.lab}: {health}   pod agent: {shown}   "
+             f"kube-proxy: {report.network.proxy_mode} mode"]
     rows = []
     for n in report.nodes:
         state = good("ok" if n.ready else "missing: " + ", ".join(n.missing), n.ready)

@@ -126,6 +126,8 @@ def test_rules_show_the_nft_table_and_no_iptables_chain(nft_lab):
     assert "service-ips" in result.stdout
     for node in NODES:
         assert iptables_kube_chains(nft_lab, node) == [], node
+    status = labnet_cli("status", "--lab", nft_lab.name)
+    assert "kube-proxy: nftables mode" in status.stdout.splitlines()[0], status.stdout
 
 
 def test_the_kernel_holds_what_a_full_load_makes(nft_lab):

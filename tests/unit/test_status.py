@@ -120,7 +120,7 @@ def test_healthy_is_every_part_ready(report):
 
 def test_format_status_renders_the_typed_report(report):
     assert click.unstyle(format_status(report)).splitlines() == [
-        "lab t1: DEGRADED   pod agent: pid 4242, restarted 2x",
+        "lab t1: DEGRADED   pod agent: pid 4242, restarted 2x   kube-proxy: iptables mode",
         "NODE    UNDERLAY IP      POD CIDR        PODS   STATUS",
         "node1   192.168.255.11   172.16.1.0/24   2      ok  foreign: link foo0"
         "  (kube-proxy restarted 1x)",
@@ -176,7 +176,8 @@ def test_format_status_without_an_agent(supervisor, shown):
     plan = make_plan(load_default())
     kernel = all_present(plan)
     text = click.unstyle(format_status(build(plan, kernel, None, supervisor)))
-    assert text.splitlines()[0] == f"lab demo: DEGRADED   pod agent: {shown}"
+    assert text.splitlines()[0] == (f"lab demo: DEGRADED   pod agent: {shown}   "
+                                    "kube-proxy: iptables mode")
     assert "missing: kube-proxy rules (the agent's worker for this node)" in text
 
 
