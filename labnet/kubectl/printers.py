@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from labnet.gotext import go_quote
 from labnet.kubectl.jsonpath import JSONPath, JSONPathError, go_json, go_sprint, go_text
 from labnet.kubectl.resources import KubectlError, Resource
-from labnet.kubectl.selectors import go_quote
 
 __all__ = ["OutputFormat", "align", "human_duration", "parse_output", "print_custom_columns",
            "print_json", "print_jsonpath", "print_names", "print_table", "print_yaml"]

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from labnet.gotext import go_quote
+
 __all__ = ["FieldSelector", "LabelSelector", "SelectorError", "parse_field_selector",
            "parse_label_selector"]
 
@@ -89,25 +91,6 @@ def label_value_problems(value: str) -> list[str]:
         errs.append(regex_error(LABEL_VALUE_MSG, LABEL_VALUE_FMT, "MyValue", "my_value",
                                 "12345"))
     return errs
-
-
-def go_quote(text: str) -> str:
-    """Go's %q of a string (field errors quote the bad value this way)."""
-    out = []
-    for c in text:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\r":
-            out.append("\\r")
-        elif ord(c) < 0x20 or ord(c) == 0x7F:
-            out.append(f"\\x{ord(c):02x}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
 
 
 def invalid(path: str, value: str, problems: list[str]) -> str:

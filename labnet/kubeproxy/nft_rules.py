@@ -30,6 +30,7 @@ import ipaddress
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from labnet.gotext import go_quote
 from labnet.kubeproxy import nft_names as names
 from labnet.kubeproxy.rules import ProxyOptions, node_independent
 from labnet.plan import PlanEndpoint, PlanService, PlanServicePort
@@ -89,26 +90,6 @@ SERVICE_CONTAINERS: tuple[tuple[str, str], ...] = (
 NO_LOCALHOST = "ip daddr != 127.0.0.0/8"
 ADDR = "ipv4_addr"
 LOOKUP = "ip daddr . meta l4proto . th dport"
-
-
-def go_quote(text: str) -> str:
-    """Go's %q for the comments knftables writes (strconv.Quote)."""
-    out = ['"']
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def _where(kind: str, name: str = "") -> str:

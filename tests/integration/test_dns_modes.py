@@ -12,6 +12,7 @@ import pytest
 
 from labnet.kernel.teardown import etc_netns_dir
 from tests.integration.conftest import labnet_cli, parse_whoami
+from tests.integration.test_dns import answers
 from tests.manifests import bare_pod, lab_text, namespace
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own-dns.yaml"
@@ -31,15 +32,7 @@ def dig(lab, name: str, qtype: str = "A", *options: str) -> tuple[str, list[list
     assert result.returncode == 0, result.stdout + result.stderr
     text = result.stdout
     status = text.split("status: ", 1)[1].split(",", 1)[0]
-    records, inside = [], False
-    for line in text.splitlines():
-        if line.startswith(";; ANSWER SECTION"):
-            inside = True
-        elif inside and not line.strip():
-            break
-        elif inside:
-            records.append(line.split())
-    return status, records, text
+    return status, answers(text), text
 
 
 def dashed(ip: str) -> str:
