@@ -1,10 +1,12 @@
-"""Rule sync speed: labnet's kube-proxy versus iptables-legacy-restore of the same text.
+"""Rule sync speed: labnet's kube-proxy versus the mode's own loader of the same text.
 
 For 10, 100, 1,000 and 5,000 services with 3 endpoints each, on 2 nodes (namespaces made for
 the run): a full sync and a resync after one endpoint of one service moved, through the same
-ProxyManager the pod agent runs (one iptables worker per node, kept between syncs; rules of
-unchanged services kept rendered). The baseline loads the identical rules (labnet's restore
-text) with iptables-legacy-restore into two more fresh namespaces.
+ProxyManager the pod agent runs (one worker per node, kept between syncs; rules of unchanged
+services kept rendered). The baseline loads the identical rules into two more fresh namespaces:
+iptables mode's restore text with iptables-legacy-restore, nftables mode's table with `nft -f`.
+
+    bench_rules.py [--sizes 10,100,1000] [--modes iptables,nftables]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labnet.agent.proxy import ProxyManager  # noqa: E402
 from labnet.kernel import iptables, nsfs  # noqa: E402
 from labnet.kubeproxy.for_plan import all_node_rulesets  # noqa: E402
+from labnet.kubeproxy.modes import backend_for  # noqa: E402
 from labnet.plan import Plan, PlanEndpoint, PlanNetwork, PlanNode, PlanService, PlanServicePort
 
 NETWORK = PlanNetwork(underlay_cidr="192.168.255.0/24", pod_cidr="172.16.0.0/16",
@@ -60,17 +63,27 @@ def fresh(name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,100,1000,5000")
+    parser.add_argument("--modes", default="iptables")
     args = parser.parse_args()
+    modes = args.modes.split(",")
     if os.geteuid() != 0:
         sys.exit("bench_rules.py needs root")
     start = time.perf_counter()
     iptables._load_iptc()
     print(f"importing python-iptables: {time.perf_counter() - start:.3f} s (once per process)")
+    sizes = [int(x) for x in args.sizes.split(",")]
+    if "iptables" in modes:
+        iptables_table(sizes)
+    if "nftables" in modes:
+        nftables_table(sizes)
+
+
+def iptables_table(sizes: list[int]) -> None:
     print(f"{'services':>8} {'rules':>7} | {'render':>8} {'install':>8} {'restore':>8} "
           f"{'ratio':>6} | {'warm full':>9} {'ratio':>6} | {'1-endpoint resync':>17}")
     names = ["benchr-a", "benchr-b", "benchr-c", "benchr-d"]
     try:
-        for n in [int(x) for x in args.sizes.split(",")]:
+        for n in sizes:
             for name in names:
                 fresh(name)
             proxy = ProxyManager()
@@ -113,6 +126,45 @@ def main() -> None:
           "(start included); ratio = install / restore; warm full: a full sync by workers already "
           "running (as kube-proxy's periodic full sync); resync: everything after one endpoint "
           "moved (render with unchanged services reused, diff, rewrite the changed chains)")
+
+
+def nftables_table(sizes: list[int]) -> None:
+    print(f"\nnftables {'services':>8} | {'install':>8} {'nft -f':>8} {'ratio':>6} | "
+          f"{'1-endpoint resync':>17}")
+    backend = backend_for("nftables")
+    names = ["benchr-a", "benchr-b", "benchr-c", "benchr-d"]
+    try:
+        for n in sizes:
+            for name in names:
+                fresh(name)
+            proxy = ProxyManager(backend)
+            plan = replace(plan_for(names[:2], services(n)),
+                           network=replace(NETWORK, proxy_mode="nftables"))
+            start = time.perf_counter()
+            proxy.sync(plan)
+            full = time.perf_counter() - start
+            other = replace(plan, nodes=tuple(replace(x, netns=ns) for x, ns in
+                                              zip(plan.nodes, names[2:], strict=True)))
+            texts = [backend.node_text(other, node.name) for node in other.nodes]
+            start = time.perf_counter()
+            for ns, text in zip(names[2:], texts, strict=True):
+                subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"],
+                               input=text.encode(), check=True)
+            baseline = time.perf_counter() - start
+            moved = replace(plan, services=services(n, moved=n // 2))
+            start = time.perf_counter()
+            proxy.sync(moved)
+            resync = time.perf_counter() - start
+            proxy.stop()
+            print(f"{'':>8} {n:>8} | {full:>6.3f} s {baseline:>6.3f} s {full / baseline:>5.2f}x | "
+                  f"{resync * 1000:>14.1f} ms")
+    finally:
+        for name in names:
+            if nsfs.exists(name):
+                nsfs.delete(name)
+    print("nftables mode, 2 nodes: install = labnet's first sync (worker start, the other "
+          "mode's cleanup, the table's transaction); nft -f = the same table loaded by nft, one "
+          "process per node; resync = one endpoint moved: a partial transaction")
 
 
 if __name__ == "__main__":
