@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from labnet.kernel import workers
+from labnet.kernel import nsfs, workers
 from labnet.model import SYNC_TIMEOUT
 from labnet.producers import KUBE_PROXY, RuleProducer
 
@@ -327,6 +327,13 @@ def _load_iptc():
 
         _IPTC = iptc
     return _IPTC
+
+
+def loaded_tables(netns: str) -> set[str]:
+    """The legacy xtables tables netns `netns` has (ip_tables_names): a namespace gets one
+    only once something used it, so an empty answer means no rule of any kind is there."""
+    with nsfs.entered(netns), open("/proc/thread-self/net/ip_tables_names") as f:
+        return set(f.read().split())
 
 
 class IptcHandler:

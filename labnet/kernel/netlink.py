@@ -15,6 +15,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink import NETLINK_ROUTE
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP
+from pyroute2.nftables.main import NFTables
 
 from labnet.errors import KernelError
 from labnet.kernel import nsfs
@@ -293,3 +294,18 @@ class HostUplink:
                           macvlan_mode="bridge", net_ns_fd=netns_fd, mtu=mtu, ifalias=alias)
         except NetlinkError as exc:
             raise KernelError(f"macvlan of {parent} for a node: {exc.args[-1]}") from None
+
+
+AF_INET = 2
+
+
+def nft_ip_tables(netns: str) -> set[str]:
+    """The nftables tables of family ip in netns `netns`: one netlink dump from a socket
+    opened inside it (about a millisecond; no `nft` process, which costs ~25 ms)."""
+    with nsfs.entered(netns):
+        nft = NFTables()
+    try:
+        return {t.get_attr("NFTA_TABLE_NAME") for t in nft.get_tables()
+                if t["nfgen_family"] == AF_INET}
+    finally:
+        nft.close()

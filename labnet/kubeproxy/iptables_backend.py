@@ -79,6 +79,12 @@ class IptablesBackend(ProxyBackend):
                 counters[(match.group(3), match.group(4))] = int(match.group(1))
         return counters
 
+    def cleanup_nodes(self, netns: list[str]) -> list[str]:
+        # a worker (a process, python-iptables) only for nodes whose filter or nat table
+        # exists at all: in a node iptables mode never used there is nothing to clean
+        holding = [n for n in netns if {"filter", "nat"} & iptables.loaded_tables(n)]
+        return super().cleanup_nodes(holding) if holding else []
+
     def cleanup_changes(self) -> list[TableChange]:
         # full, nothing wanted: the worker deletes every chain kube-proxy owns and the jumps to
         # them from the built-in chains

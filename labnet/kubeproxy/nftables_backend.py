@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 
-from labnet.kernel import nftables
+from labnet.kernel import netlink, nftables
 from labnet.kubeproxy.backend import ProxyBackend
 from labnet.kubeproxy.for_plan import options_for
 from labnet.kubeproxy.nft_rules import (
@@ -94,4 +94,7 @@ class NftablesBackend(ProxyBackend):
         once, without workers; nothing to do where nft is not installed."""
         if shutil.which(nftables.NFT) is None:
             return []
-        return nftables.run_in_nodes(netns, cleanup_text())
+        # asked first over netlink: almost always there is nothing to clean, and a node then
+        # costs no process at every agent start
+        holding = [n for n in netns if TABLE in netlink.nft_ip_tables(n)]
+        return nftables.run_in_nodes(holding, cleanup_text()) if holding else []
